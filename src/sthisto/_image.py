@@ -1,0 +1,148 @@
+"""Access to a section's H&E image and scale factors in ``uns['spatial']``.
+
+The full-resolution image is either an array in ``images['fullres']`` (numpy, memmap or
+dask) or a path in ``metadata['fullres_path']`` opened lazily, so AnnData objects stay
+small and h5ad files do not duplicate whole slides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from anndata import AnnData
+
+from . import _constants as K
+from ._logging import logger
+from ._validate import library_id as _library_id
+
+VISIUM_SPOT_DIAMETER_UM = 55.0
+
+
+def spatial_entry(adata: AnnData, library_id: str | None = None) -> dict[str, Any]:
+    """Return ``uns['spatial'][library_id]``."""
+    return adata.uns[K.SPATIAL_UNS][_library_id(adata, library_id)]
+
+
+def scalefactors(adata: AnnData, library_id: str | None = None) -> dict[str, float]:
+    """Return the scale factors of a library, checking that they are positive numbers."""
+    sf = dict(spatial_entry(adata, library_id).get("scalefactors", {}))
+    for key, value in sf.items():
+        if isinstance(value, int | float | np.number) and not (np.isfinite(value) and value > 0):
+            raise ValueError(f"scalefactors[{key!r}] = {value!r} must be a positive finite number.")
+    return sf
+
+
+def microns_per_pixel(adata: AnnData, library_id: str | None = None) -> float:
+    """Microns per full-resolution pixel.
+
+    Taken from ``scalefactors['microns_per_pixel']`` (written by sthisto readers); otherwise
+    derived from ``spot_diameter_fullres`` assuming 55 µm Visium spots, with a warning.
+    """
+    sf = scalefactors(adata, library_id)
+    if K.MICRONS_PER_PIXEL in sf:
+        return float(sf[K.MICRONS_PER_PIXEL])
+    if K.SPOT_DIAMETER in sf:
+        mpp = VISIUM_SPOT_DIAMETER_UM / float(sf[K.SPOT_DIAMETER])
+        logger.warning(
+            "scalefactors lack 'microns_per_pixel'; assuming 55 µm Visium spots gives %.3f µm/px. "
+            "Set adata.uns['spatial'][lib]['scalefactors']['microns_per_pixel'] if this is wrong.",
+            mpp,
+        )
+        return mpp
+    raise KeyError(
+        "cannot tell the pixel size: scalefactors have neither 'microns_per_pixel' nor "
+        "'spot_diameter_fullres'. Add one of them to adata.uns['spatial'][library_id]['scalefactors']."
+    )
+
+
+def spot_diameter_px(adata: AnnData, library_id: str | None = None) -> float:
+    """Spot diameter in full-resolution pixels."""
+    sf = scalefactors(adata, library_id)
+    if K.SPOT_DIAMETER not in sf:
+        raise KeyError("scalefactors lack 'spot_diameter_fullres' (spot diameter in full-res pixels).")
+    return float(sf[K.SPOT_DIAMETER])
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file into an (H, W, 3) uint8 array (``.npy`` files are memory-mapped).
+
+    RGBA/palette images are converted to RGB (alpha dropped, logged); grayscale raises.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        img = np.load(path, mmap_mode="r")
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            img = tifffile.memmap(path, mode="r")
+        except (ValueError, OSError):
+            img = tifffile.imread(path)
+    else:
+        from PIL import Image, UnidentifiedImageError
+
+        Image.MAX_IMAGE_PIXELS = None  # whole slides are legitimately large
+        try:
+            with Image.open(path) as im:
+                if im.mode in ("L", "I", "I;16", "F", "1"):
+                    raise ValueError(f"{path} is a grayscale image ({im.mode}); H&E must be RGB.")
+                if im.mode != "RGB":
+                    logger.warning("converting %s from %s to RGB", path.name, im.mode)
+                    im = im.convert("RGB")
+                img = np.asarray(im)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"cannot read image {path}: {err}") from err
+    if img.ndim == 3 and img.shape[2] == 4:
+        logger.warning("dropping the alpha channel of %s", path.name)
+        img = img[..., :3]
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"{path} must hold an RGB image (H, W, 3), got shape {img.shape}")
+    if img.dtype != np.uint8:
+        raise ValueError(f"{path} must hold 8-bit RGB, got dtype {img.dtype}")
+    return img
+
+
+def fullres_image(adata: AnnData, library_id: str | None = None):
+    """Return the full-resolution image (array-like, (H, W, 3) uint8) or ``None``."""
+    entry = spatial_entry(adata, library_id)
+    images = entry.get("images", {})
+    if K.FULLRES in images:
+        return images[K.FULLRES]
+    path = entry.get("metadata", {}).get(K.FULLRES_PATH)
+    if path:
+        return read_image(path)
+    return None
+
+
+def image_and_scale(adata: AnnData, library_id: str | None = None, *, img_key: str | None = None):
+    """Return ``(image, scale)`` where ``scale`` maps full-res pixel coordinates to the image.
+
+    ``img_key=None`` prefers the full-resolution image and falls back to ``hires`` with a
+    warning (features from a downsampled image are weaker).
+    """
+    entry = spatial_entry(adata, library_id)
+    if img_key in (None, K.FULLRES):
+        img = fullres_image(adata, library_id)
+        if img is not None:
+            return img, 1.0
+        if img_key == K.FULLRES:
+            raise KeyError(
+                "no full-resolution image: put it in uns['spatial'][lib]['images']['fullres'] or "
+                "pass fullres_image= to sthisto.read.visium."
+            )
+        logger.warning("no full-resolution image attached; using the 'hires' image instead.")
+        img_key = K.HIRES
+    images = entry.get("images", {})
+    if img_key not in images:
+        raise KeyError(f"image {img_key!r} not in uns['spatial'][lib]['images'] ({list(images)})")
+    scale_key = f"tissue_{img_key}_scalef"
+    sf = scalefactors(adata, library_id)
+    if scale_key not in sf:
+        raise KeyError(f"scalefactors lack {scale_key!r} needed to use the {img_key!r} image.")
+    return images[img_key], float(sf[scale_key])

@@ -1,0 +1,3 @@
+"""sthisto.datasets."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sthisto.models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sthisto.pl."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sthisto.pp."""
+
+__all__: list[str] = []

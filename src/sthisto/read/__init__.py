@@ -1,0 +1,3 @@
+"""sthisto.read."""
+
+__all__: list[str] = []

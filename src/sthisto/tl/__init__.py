@@ -1,0 +1,3 @@
+"""sthisto.tl."""
+
+__all__: list[str] = []
