@@ -146,3 +146,20 @@ def image_and_scale(adata: AnnData, library_id: str | None = None, *, img_key: s
     if scale_key not in sf:
         raise KeyError(f"scalefactors lack {scale_key!r} needed to use the {img_key!r} image.")
     return images[img_key], float(sf[scale_key])
+
+
+def downsample(img, *, max_dim: int = 2000) -> tuple[np.ndarray, float]:
+    """Downsample an RGB image so its longer side is at most ``max_dim`` pixels.
+
+    Returns ``(image, scalef)`` with ``scalef = new / old`` as in Visium's
+    ``tissue_hires_scalef``. Uses area averaging (PIL ``BOX``), reading the source once.
+    """
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    scalef = min(1.0, max_dim / max(h, w))
+    if scalef == 1.0:
+        return np.array(img, dtype=np.uint8), 1.0
+    size = (max(1, round(w * scalef)), max(1, round(h * scalef)))
+    small = Image.fromarray(np.asarray(img, dtype=np.uint8)).resize(size, Image.Resampling.BOX)
+    return np.asarray(small), scalef

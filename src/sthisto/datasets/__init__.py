@@ -1,3 +1,5 @@
-"""sthisto.datasets."""
+"""Datasets: the bundled HER2ST demo, pooch-fetched real data and a synthetic section."""
 
-__all__: list[str] = []
+from ._synthetic import synthetic
+
+__all__ = ["synthetic"]
