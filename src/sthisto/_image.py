@@ -93,7 +93,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 if im.mode in ("L", "I", "I;16", "F", "1"):
                     raise ValueError(f"{path} is a grayscale image ({im.mode}); H&E must be RGB.")
                 if im.mode != "RGB":
-                    logger.warning("converting %s from %s to RGB", path.name, im.mode)
+                    logger.info("converting %s from %s to RGB", path.name, im.mode)
                     im = im.convert("RGB")
                 img = np.asarray(im)
         except (UnidentifiedImageError, OSError) as err:

@@ -1,3 +1,6 @@
-"""sthisto.read."""
+"""Readers that turn spatial transcriptomics folders and files into AnnData."""
 
-__all__: list[str] = []
+from ._legacy_st import legacy_st
+from ._visium import visium
+
+__all__ = ["legacy_st", "visium"]

@@ -1,0 +1,57 @@
+"""The bundled HER2ST demo: sections C2, C3, C4 shipped inside the package."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import as_file, files
+
+from anndata import AnnData
+
+from .. import _constants as K
+
+DEMO_SECTIONS = ("C2", "C3", "C4")
+
+
+def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[AnnData]:
+    """Load the bundled HER2ST demo sections (no download).
+
+    Three sections of one HER2+ breast tumour (patient C of Andersson et al. 2021),
+    legacy ST with 100 µm spots at 200 µm pitch, all ~15.7k genes as raw counts. The H&E
+    is kept at full resolution (≈0.69 µm/px) inside and 25 µm around each spot; the rest
+    of the slide is cropped or blanked to keep the package small (see
+    ``datasets/_data/her2st_demo/provenance.json``). Pixel coordinates refer to the
+    cropped image; the crop offset is in ``uns['spatial'][section]['metadata']``.
+
+    Parameters
+    ----------
+    sections
+        Which of ``"C2"``, ``"C3"``, ``"C4"`` to load.
+
+    Returns
+    -------
+    One AnnData per section, read by :func:`sthisto.read.legacy_st`.
+    """
+    from ..read import legacy_st
+
+    unknown = set(sections) - set(DEMO_SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown demo sections {sorted(unknown)}; choose from {DEMO_SECTIONS}")
+    root = files("sthisto.datasets").joinpath("_data", "her2st_demo")
+    provenance = json.loads(root.joinpath("provenance.json").read_text())
+    adatas = []
+    for section in sections:
+        with as_file(root) as folder:
+            adata = legacy_st(
+                folder / f"{section}.tsv.gz",
+                folder / f"{section}_selection.tsv",
+                folder / f"{section}.jpg",
+                library_id=section,
+                microns_per_pixel=provenance["sections"][section]["microns_per_pixel"],
+            )
+        meta = adata.uns[K.SPATIAL_UNS][section]["metadata"]
+        meta["crop_offset_xy"] = provenance["sections"][section]["crop_offset_xy"]
+        meta["source"] = provenance["source"]
+        meta["license"] = provenance["license"]
+        adata.obs["section"] = section
+        adatas.append(adata)
+    return adatas
