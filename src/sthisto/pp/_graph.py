@@ -21,6 +21,10 @@ def knn_graph(
     generic kNN graph: the union of both directions). Ties at equal distance (the square
     grid of legacy ST) are broken deterministically by spot order. With ``radius``, every
     spot within that distance is linked.
+
+    Returns
+    -------
+    ``(connectivities, distances)``: float32 0/1 and float64 Euclidean CSR matrices.
     """
     from scipy.spatial import cKDTree
 
@@ -101,6 +105,10 @@ def hop_rings(connectivities: sp.spmatrix, *, max_hop: int = 3) -> list[sp.csr_m
     """Exact hop-distance rings: ``rings[k-1][i, j] = 1`` iff the shortest path i→j has k edges.
 
     Computed with sparse boolean matrix powers (frontier expansion), not a per-node BFS.
+
+    Returns
+    -------
+    ``max_hop`` float32 CSR matrices, ring 1 first; rings are disjoint and exclude the diagonal.
     """
     a = sp.csr_matrix(connectivities, dtype=bool)
     a.setdiag(False)
