@@ -35,3 +35,10 @@ def test_unknown_section():
 def test_counts_are_raw_integers(demo):
     x = demo[0].X
     assert np.all(x.data == np.round(x.data)) and x.data.min() >= 0
+
+
+def test_panel_is_in_every_demo_section(demo):
+    panel = st.datasets.her2st_panel()
+    assert len(panel) == len(set(panel)) == 785
+    for adata in demo:
+        assert set(panel) <= set(adata.var_names)

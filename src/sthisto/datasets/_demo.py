@@ -55,3 +55,14 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
         adata.obs["section"] = section
         adatas.append(adata)
     return adatas
+
+
+def her2st_panel() -> list[str]:
+    """The 785-gene panel used by Hist2ST on HER2ST (gene symbols, in file order).
+
+    Returns
+    -------
+    A list of gene symbols.
+    """
+    text = files("sthisto.datasets").joinpath("_data", "hist2st_panel_785.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
