@@ -1,0 +1,125 @@
+"""M2TGLGO losses: SONRM hop-ring ranking (Eq. 9) and adjacency reconstruction (Eqs. 7–8)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DENSE_RECON_MAX_SPOTS = 10_000
+
+
+def default_quantiles(n_quantiles: int = 4) -> torch.Tensor:
+    """Evenly spaced quantile levels ending at 1: ``n_quantiles=4`` → (0.25, 0.5, 0.75, 1.0)."""
+    if n_quantiles < 1:
+        raise ValueError(f"n_quantiles must be >= 1, got {n_quantiles}")
+    return torch.arange(1, n_quantiles + 1, dtype=torch.float32) / n_quantiles
+
+
+def sonrm_loss(
+    h: torch.Tensor,
+    rings: torch.Tensor,
+    *,
+    quantiles: torch.Tensor,
+    epsilon: float = 0.01,
+) -> torch.Tensor:
+    """Second-order neighbourhood ranking loss (SONRM, Eq. 9), vectorised over spots.
+
+    For every spot t and ring k (exact hop distance k), the cosine similarities between
+    ``h_t`` and the ring's spots are summarised by quantiles ``Q^k``; the loss asks that
+    nearer rings be more similar by a margin ε:
+    ``Σ_q max(0, Q^{k+1}_q − Q^k_q + ε)`` summed over consecutive rings, averaged over spots.
+
+    Parameters
+    ----------
+    h
+        (N, d) spot embeddings.
+    rings
+        (N, K, R) long tensor: ``rings[t, k]`` lists the spots at hop distance k+1 from t,
+        padded with -1.
+    quantiles
+        Quantile levels in (0, 1].
+    epsilon
+        Margin ε.
+
+    Returns
+    -------
+    A scalar. Spot/ring pairs where either ring is empty do not contribute; the mean is
+    over the spots that have at least one valid pair.
+    """
+    n, k, _ = rings.shape
+    if k < 2:
+        raise ValueError("SONRM needs at least two hop rings")
+    z = F.normalize(h, dim=1)
+    valid = rings >= 0
+    idx = rings.clamp(min=0)
+    sims = torch.einsum("nd,nkrd->nkr", z, z[idx])  # cosine to every ring member
+    sims = sims.masked_fill(~valid, float("nan"))
+    q = torch.nanquantile(sims, quantiles.to(h.device, h.dtype), dim=-1)  # (Q, N, K)
+    hinge = F.relu(q[:, :, 1:] - q[:, :, :-1] + epsilon)  # (Q, N, K-1)
+    ok = valid.any(-1)
+    pair_ok = (ok[:, 1:] & ok[:, :-1])[None].expand_as(hinge)
+    hinge = torch.where(pair_ok, hinge, torch.zeros_like(hinge))
+    per_spot = hinge.sum(dim=(0, 2))
+    spot_ok = pair_ok[0].any(-1)
+    if not bool(spot_ok.any()):
+        return h.sum() * 0.0
+    return per_spot[spot_ok].mean()
+
+
+def _pair_loss(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    pred = torch.sigmoid((z[i] * z[j]).sum(1))
+    return (target - pred) ** 2
+
+
+def reconstruction_loss(
+    h: torch.Tensor,
+    edge_index: torch.Tensor,
+    *,
+    dense_max_spots: int = DENSE_RECON_MAX_SPOTS,
+    n_negatives: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Adjacency reconstruction loss, Eqs. 7–8: ``mean_{i≠j} (A_ij − σ(cos(h_i, h_j)))²``.
+
+    Up to ``dense_max_spots`` spots the N×N matrix is formed. Above, the same quantity is
+    estimated without N² memory: every edge exactly plus ``n_negatives`` (default 20 N)
+    uniformly drawn off-diagonal pairs whose edges are masked out, i.e.
+    ``L̂ = (1/P) Σ_edges ℓ + (1/S) Σ_samples ℓ·[not an edge]`` with P = N(N−1) pairs. Its
+    expectation equals the dense loss.
+
+    Parameters
+    ----------
+    h
+        (N, d) spot embeddings.
+    edge_index
+        (2, E) directed edges of the symmetric spot graph, no self loops.
+    dense_max_spots
+        Largest N for the exact dense loss.
+    n_negatives
+        Number of sampled pairs in the sampled regime.
+    generator
+        Torch generator for the samples (on ``h``'s device) to keep runs reproducible.
+
+    Returns
+    -------
+    A scalar.
+    """
+    n = h.shape[0]
+    z = F.normalize(h, dim=1)
+    if n <= dense_max_spots:
+        adj = torch.zeros(n, n, device=h.device, dtype=h.dtype)
+        adj[edge_index[0], edge_index[1]] = 1.0
+        pred = torch.sigmoid(z @ z.T)
+        err = (adj - pred) ** 2
+        return (err.sum() - err.diagonal().sum()) / (n * (n - 1))
+    n_pairs = float(n) * (n - 1)
+    edge_term = _pair_loss(z, edge_index[0], edge_index[1], torch.ones((), device=h.device)).sum()
+    s = int(n_negatives if n_negatives is not None else 20 * n)
+    i = torch.randint(0, n, (s,), device=h.device, generator=generator)
+    j = torch.randint(0, n - 1, (s,), device=h.device, generator=generator)
+    j = j + (j >= i).long()  # uniform over j ≠ i
+    keys = edge_index[0].long() * n + edge_index[1].long()
+    is_edge = torch.isin(i * n + j, keys)
+    neg = _pair_loss(z, i, j, torch.zeros((), device=h.device))
+    neg = torch.where(is_edge, torch.zeros_like(neg), neg)
+    return edge_term / n_pairs + neg.sum() / s

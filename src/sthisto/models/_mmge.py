@@ -1,0 +1,133 @@
+"""Multi-modal graph encoder (MMGE): within-modal GAT, inter-modal attention, γ mixing, fusion.
+
+Tensors only. Notation follows the M2TGLGO paper: ``x[m]`` is the (N, d_m) feature matrix
+of modality ``m``, ``edge_index`` the (2, E) spot graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import GATConv
+
+
+class WithinModal(nn.Module):
+    """Within-modal attention, Eq. 1: ``h_i = σ(Σ_j α_ij W x_j)`` with a GAT layer (ELU as σ)."""
+
+    def __init__(self, in_dim: int, out_dim: int, *, heads: int = 1) -> None:
+        super().__init__()
+        self.gat = GATConv(in_dim, out_dim, heads=heads, concat=False, add_self_loops=True)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """Return the (N, out_dim) within-modal embedding."""
+        return F.elu(self.gat(x, edge_index))
+
+
+def modality_scores(projected: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Scaled inter-modal score ``s(X'_m, X'_n)``: the mean over spots of per-spot cosine.
+
+    The paper's raw trace ``tr(X'_m X'_nᵀ)`` grows with N and the width and overflows
+    ``exp`` in the softmax; the mean cosine lies in [-1, 1] (what the authors' code does).
+
+    Returns
+    -------
+    A (M, M) score matrix.
+    """
+    z = torch.stack([F.normalize(p, dim=1) for p in projected])  # (M, N, d)
+    return torch.einsum("mnd,knd->mk", z, z) / z.shape[1]
+
+
+class InterModal(nn.Module):
+    """Inter-modal attention, Eqs. 2–4.
+
+    ``X'_m = ReLU(X_m Q_m)``, ``β_{m,·} = softmax_n s(X'_m, X'_n)``,
+    ``H^IT_m = Σ_k β_{m,k} X'_k``.
+    """
+
+    def __init__(self, in_dims: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.ModuleList(nn.Linear(d, out_dim, bias=False) for d in in_dims)
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Return the per-modality inter-modal embeddings and the (M, M) attention β."""
+        projected = [F.relu(q(x)) for q, x in zip(self.proj, xs, strict=True)]
+        beta = torch.softmax(modality_scores(projected), dim=1)
+        stacked = torch.stack(projected)  # (M, N, d)
+        mixed = torch.einsum("mk,knd->mnd", beta, stacked)
+        return list(mixed.unbind(0)), beta
+
+
+class MMGELayer(nn.Module):
+    """One MMGE layer: ``H_m = γ H^WI_m + (1 − γ) H^IT_m`` (Eq. 5).
+
+    With ``use_within=False`` the within-modal GATs are absent and ``H_m = H^IT_m``; with
+    ``use_inter=False`` the projections are absent and ``H_m = H^WI_m``.
+    """
+
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        out_dim: int,
+        *,
+        gamma: float = 0.6,
+        use_within: bool = True,
+        use_inter: bool = True,
+        heads: int = 1,
+    ) -> None:
+        super().__init__()
+        if not (use_within or use_inter):
+            raise ValueError("at least one of use_within and use_inter must be True")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+        self.gamma = float(gamma)
+        self.within = (
+            nn.ModuleList(WithinModal(d, out_dim, heads=heads) for d in in_dims) if use_within else None
+        )
+        self.inter = InterModal(in_dims, out_dim) if use_inter else None
+
+    def forward(self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor) -> list[torch.Tensor]:
+        """Return the per-modality (N, out_dim) embeddings."""
+        wi = [g(x, edge_index) for g, x in zip(self.within, xs, strict=True)] if self.within else None
+        it = self.inter(xs)[0] if self.inter is not None else None
+        if wi is None:
+            return it
+        if it is None:
+            return wi
+        return [self.gamma * a + (1.0 - self.gamma) * b for a, b in zip(wi, it, strict=True)]
+
+
+class MMGE(nn.Module):
+    """Stack of MMGE layers and the sigmoid fusion ``H = σ(W_S · concat_m H_m)`` (Eq. 6)."""
+
+    def __init__(
+        self,
+        in_dims: Sequence[int],
+        hidden_dims: Sequence[int] = (256, 512),
+        *,
+        gamma: float = 0.6,
+        use_within: bool = True,
+        use_inter: bool = True,
+        heads: int = 1,
+    ) -> None:
+        super().__init__()
+        if len(in_dims) == 0:
+            raise ValueError("at least one modality is required")
+        if len(hidden_dims) == 0:
+            raise ValueError("hidden_dims must hold at least one layer width")
+        dims = [list(in_dims)] + [[h] * len(in_dims) for h in hidden_dims[:-1]]
+        self.layers = nn.ModuleList(
+            MMGELayer(d, h, gamma=gamma, use_within=use_within, use_inter=use_inter, heads=heads)
+            for d, h in zip(dims, hidden_dims, strict=True)
+        )
+        self.fusion = nn.Linear(len(in_dims) * hidden_dims[-1], hidden_dims[-1])
+        self.out_dim = int(hidden_dims[-1])
+
+    def forward(self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor) -> torch.Tensor:
+        """Return the fused (N, hidden_dims[-1]) spot embedding H in (0, 1)."""
+        hs = list(xs)
+        for layer in self.layers:
+            hs = layer(hs, edge_index)
+        return torch.sigmoid(self.fusion(torch.cat(hs, dim=1)))
