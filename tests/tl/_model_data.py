@@ -46,3 +46,22 @@ def add_go_prior(adata, *, dim: int = 16, density: float = 0.1, seed: int = 7):
     adata.varp["sthisto_go_connectivities"] = sp.csr_matrix(a)
     adata.varm["sthisto_gene2vec"] = rng.normal(size=(c, dim)).astype(np.float32)
     return adata
+
+
+_CACHE: dict = {}
+
+
+def model_sections(seeds=(0, 1, 2), *, n_spots: int = 100, n_genes: int = 50, go: bool = True):
+    """Fresh copies of synthetic sections with model inputs (built once per process)."""
+    out = []
+    for s in seeds:
+        key = (s, n_spots, n_genes, go)
+        if key not in _CACHE:
+            _CACHE[key] = add_model_inputs(
+                st.datasets.synthetic(n_spots=n_spots, n_genes=n_genes, seed=s), seed=s, go=go
+            )
+        out.append(_CACHE[key].copy())
+    return out
+
+
+FAST = {"hidden_dims": (16, 32), "epochs": 3, "lr": 3e-3, "n_top_genes": 20, "progress": False}

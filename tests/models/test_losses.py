@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from sthisto.models import default_quantiles, reconstruction_loss, sonrm_loss
+from sthisto.pp import hop_rings, knn_graph
+from sthisto.tl._data import edge_index, padded_rings
+
+
+def _grid(n=49, seed=0):
+    rng = np.random.default_rng(seed)
+    side = int(np.sqrt(n))
+    xy = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2).astype(float)
+    conn, _ = knn_graph(xy + rng.normal(0, 1e-3, xy.shape), n_neighs=6)
+    return xy, conn
+
+
+def _sonrm_reference(h, conn, q, eps):
+    """Plain per-spot loop (numpy quantiles), for comparison with the vectorised loss."""
+    rings = hop_rings(conn, max_hop=3)
+    z = h / np.linalg.norm(h, axis=1, keepdims=True)
+    total, n_ok = 0.0, 0
+    for t in range(len(h)):
+        qs = []
+        for r in rings:
+            members = r[t].indices
+            qs.append(None if len(members) == 0 else np.quantile(z[members] @ z[t], q))
+        terms = [np.maximum(0, qs[k + 1] - qs[k] + eps).sum()
+                 for k in range(2) if qs[k] is not None and qs[k + 1] is not None]
+        if terms:
+            total += sum(terms)
+            n_ok += 1
+    return total / n_ok
+
+
+def test_default_quantiles():
+    assert default_quantiles(4).tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert default_quantiles(2).tolist() == [0.5, 1.0]
+    with pytest.raises(ValueError):
+        default_quantiles(0)
+
+
+def test_padded_rings_match_hop_rings():
+    _, conn = _grid()
+    pad = padded_rings(conn)
+    rings = hop_rings(conn, max_hop=3)
+    assert pad.shape[:2] == (conn.shape[0], 3)
+    for k, r in enumerate(rings):
+        for t in (0, 10, 24):
+            got = sorted(x for x in pad[t, k] if x >= 0)
+            assert got == sorted(r[t].indices.tolist())
+
+
+def test_sonrm_matches_per_spot_reference():
+    xy, conn = _grid()
+    rng = np.random.default_rng(1)
+    h = rng.normal(size=(len(xy), 8))
+    q = default_quantiles(4)
+    got = sonrm_loss(torch.tensor(h), torch.tensor(padded_rings(conn)), quantiles=q.double(), epsilon=0.01)
+    ref = _sonrm_reference(h, conn, q.numpy(), 0.01)
+    assert got.item() == pytest.approx(ref, rel=1e-6)
+
+
+def test_sonrm_zero_when_rings_are_ordered_and_positive_when_reversed():
+    xy, conn = _grid()
+    rings = torch.tensor(padded_rings(conn))
+    q = default_quantiles(4)
+    # embedding = position on a circle of radius ~ grid distance: similarity falls with distance
+    xy_t = torch.tensor(xy - xy.mean(0), dtype=torch.float32)
+    h_smooth = torch.cat([torch.cos(xy_t / 6), torch.sin(xy_t / 6)], 1)
+    rough = sonrm_loss(torch.randn(len(xy), 4), rings, quantiles=q)
+    smooth = sonrm_loss(h_smooth, rings, quantiles=q, epsilon=0.0)
+    assert smooth.item() < rough.item()
+    assert rough.item() > 0
+
+
+def test_sonrm_gradient_and_empty_rings():
+    # a path graph of 3 nodes: the end nodes have no ring 3, the middle has no ring 2
+    conn = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.float32))
+    # node 0 is closer (in embedding) to its 2-hop node 2 than to its neighbour 1: violated
+    h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], requires_grad=True)
+    loss = sonrm_loss(h, torch.tensor(padded_rings(conn)), quantiles=default_quantiles(4))
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+    # no valid ring pair at all (isolated nodes) -> zero, still differentiable
+    empty = torch.full((3, 3, 1), -1)
+    h2 = torch.randn(3, 4, requires_grad=True)
+    out = sonrm_loss(h2, empty, quantiles=default_quantiles(4))
+    out.backward()
+    assert out.item() == 0.0
+
+
+def test_reconstruction_dense_matches_formula():
+    _, conn = _grid(25)
+    h = torch.randn(25, 5, dtype=torch.float64)
+    ei = torch.tensor(edge_index(conn))
+    z = torch.nn.functional.normalize(h, dim=1)
+    a = torch.tensor(conn.toarray(), dtype=torch.float64)
+    err = (a - torch.sigmoid(z @ z.T)) ** 2
+    off = ~torch.eye(25, dtype=bool)
+    assert reconstruction_loss(h, ei).item() == pytest.approx(err[off].mean().item(), rel=1e-10)
+
+
+def test_reconstruction_sampled_has_the_dense_expectation():
+    _, conn = _grid(64)
+    h = torch.randn(64, 6, dtype=torch.float64)
+    ei = torch.tensor(edge_index(conn))
+    dense = reconstruction_loss(h, ei).item()
+    gen = torch.Generator().manual_seed(0)
+    draws = [
+        reconstruction_loss(h, ei, dense_max_spots=10, n_negatives=500, generator=gen).item()
+        for _ in range(400)
+    ]
+    assert np.mean(draws) == pytest.approx(dense, rel=0.01)
+    assert np.std(draws) > 0  # it really samples
+
+
+def test_reconstruction_sampled_memory_is_linear():
+    # 60k spots: a dense N×N float32 matrix would need 14 GB; the sampled loss needs O(N)
+    n = 60_000
+    h = torch.randn(n, 4, requires_grad=True)
+    ring = torch.arange(n)
+    ei = torch.stack([torch.cat([ring, (ring + 1) % n]), torch.cat([(ring + 1) % n, ring])])
+    loss = reconstruction_loss(h, ei, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and h.grad.abs().sum() > 0

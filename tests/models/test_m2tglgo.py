@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from sthisto.models import M2TGLGOModule
+from sthisto.pp import knn_graph
+from sthisto.tl._data import edge_index, padded_rings
+
+ABLATIONS = [
+    {},
+    {"use_within": False},
+    {"use_inter": False},
+    {"use_ranking": False},
+    {"use_recon": False},
+    {"use_go": False},
+    {"use_ranking": False, "use_recon": False},
+]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    n, c = 40, 12
+    conn, _ = knn_graph(rng.uniform(0, 10, (n, 2)))
+    xs = [torch.tensor(rng.normal(size=(n, d)), dtype=torch.float32) for d in (6, 4)]
+    target = torch.tensor(rng.uniform(0, 3, (n, c)), dtype=torch.float32)
+    i = torch.arange(c)
+    gei = torch.cat([torch.stack([i, (i + 1) % c]), torch.stack([(i + 1) % c, i])], 1)
+    return {
+        "xs": xs, "ei": torch.tensor(edge_index(conn)), "rings": torch.tensor(padded_rings(conn)),
+        "target": target, "emb": torch.randn(c, 5), "gei": gei, "c": c,
+    }
+
+
+def _module(batch, use_go=True, **kw):
+    torch.manual_seed(0)
+    go = {"gene_embeddings": batch["emb"], "gene_edge_index": batch["gei"]} if use_go else {}
+    return M2TGLGOModule([6, 4], batch["c"], hidden_dims=(8, 16), **go, **kw)
+
+
+@pytest.mark.parametrize("switches", ABLATIONS, ids=lambda s: ",".join(s) or "full")
+def test_gradients_reach_every_enabled_module(batch, switches):
+    module = _module(batch, **switches)
+    total, parts = module.loss(batch["xs"], batch["ei"], batch["target"], batch["rings"])
+    assert ("ranking" in parts) == switches.get("use_ranking", True)
+    assert ("recon" in parts) == switches.get("use_recon", True)
+    total.backward()
+    groups = {}
+    for name, p in module.named_parameters():
+        key = ".".join(name.split(".")[:4])
+        groups.setdefault(key, []).append(p.grad is not None and p.grad.abs().sum().item() > 0)
+    dead = [k for k, ok in groups.items() if not any(ok)]
+    assert not dead, f"no gradient reaches {dead}"
+    names = [n for n, _ in module.named_parameters()]
+    assert any(".within." in n for n in names) == switches.get("use_within", True)
+    assert any(".inter." in n for n in names) == switches.get("use_inter", True)
+    assert any("gene_head.gat" in n for n in names) == switches.get("use_go", True)
+    assert any(n == "gene_head.P" for n in names) == (not switches.get("use_go", True))
+
+
+def test_every_parameter_gets_a_gradient_in_the_full_model(batch):
+    module = _module(batch)
+    total, _ = module.loss(batch["xs"], batch["ei"], batch["target"], batch["rings"])
+    total.backward()
+    missing = [n for n, p in module.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_loss_weights(batch):
+    module = _module(batch, loss_weights={"ranking": 0.0, "recon": 2.0})
+    total, parts = module.loss(batch["xs"], batch["ei"], batch["target"], batch["rings"])
+    assert total.item() == pytest.approx(parts["gene"] + 2 * parts["recon"], rel=1e-5)
+    with pytest.raises(ValueError, match="loss_weights"):
+        _module(batch, loss_weights={"typo": 1.0})
+
+
+def test_forward_shapes_and_ranking_needs_rings(batch):
+    module = _module(batch)
+    h, z = module(batch["xs"], batch["ei"])
+    assert h.shape == (40, 16) and z.shape == (40, batch["c"])
+    with pytest.raises(ValueError, match="rings"):
+        module.loss(batch["xs"], batch["ei"], batch["target"], None)
