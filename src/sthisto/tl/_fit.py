@@ -157,12 +157,12 @@ def fit(
     genes = list(dict.fromkeys(genes))
     if not genes:
         raise ValueError("genes is empty")
-    for i, a in enumerate(adatas):
-        _data.check_genes(a, genes, f"training section {i}")
     gene_emb = gene_ei = None
-    if use_go:
+    if use_go:  # before the per-section gene check, so a gene missing from the GO graph says so
         gene_emb, gene_ei, src = _data.gene_prior(adatas, genes)
         logger.info("GO gene graph and embeddings read from training section %d", src)
+    for i, a in enumerate(adatas):
+        _data.check_genes(a, genes, f"training section {i}")
     scalers = _data.fit_scalers(feats)
     sections = [
         _data.section_data(a, modalities=modalities, scalers=scalers, features=f, genes=genes,
