@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+import sthisto as st
+
+from ._model_data import FAST, model_sections
+
+
+@pytest.fixture(scope="module")
+def model():
+    return st.tl.fit(model_sections((0, 1)), val_adata=model_sections((2,))[0], **FAST)
+
+
+@pytest.mark.parametrize("use_go", [True, False])
+def test_save_load_predict_identical(tmp_path, use_go):
+    m = st.tl.fit(model_sections((0, 1)), use_go=use_go, **FAST)
+    (test,) = model_sections((2,))
+    m.save(tmp_path / "m")
+    back = st.tl.M2TGLGO.load(tmp_path / "m")
+    np.testing.assert_array_equal(m.predict(test), back.predict(test))
+    assert back.genes == m.genes and back.modalities == m.modalities
+    assert back.feature_dims == m.feature_dims and back.init_params == m.init_params
+    for k in m.scalers:
+        np.testing.assert_array_equal(back.scalers[k][0], m.scalers[k][0])
+    assert back.version == st.__version__
+
+
+def test_history_round_trips(model, tmp_path):
+    model.save(tmp_path / "m")
+    back = st.tl.M2TGLGO.load(tmp_path / "m")
+    np.testing.assert_allclose(back.history.to_numpy(), model.history.to_numpy())
+    assert list(back.history.columns) == list(model.history.columns)
+
+
+def test_save_refuses_to_overwrite(model, tmp_path):
+    model.save(tmp_path / "m")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        model.save(tmp_path / "m")
+    model.save(tmp_path / "m", overwrite=True)
+
+
+def test_load_rejects_other_feature_schema(model, tmp_path):
+    model.save(tmp_path / "m")
+    attrs = json.loads((tmp_path / "m" / "attrs.json").read_text())
+    attrs["feature_dims"]["deep"] = 99
+    (tmp_path / "m" / "attrs.json").write_text(json.dumps(attrs))
+    with pytest.raises(ValueError, match="deep has 99 features"):
+        st.tl.M2TGLGO.load(tmp_path / "m")
+
+
+def test_load_rejects_weights_of_another_schema(model, tmp_path):
+    other = st.tl.fit(model_sections((0, 1)), modalities=("deep", "morphology"), **FAST)
+    other.save(tmp_path / "other")
+    model.save(tmp_path / "m")
+    # weights of a 2-modality model under the 3-modality attrs
+    (tmp_path / "m" / "model.pt").write_bytes((tmp_path / "other" / "model.pt").read_bytes())
+    with pytest.raises(ValueError, match="do not match"):
+        st.tl.M2TGLGO.load(tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="not a saved"):
+        st.tl.M2TGLGO.load(tmp_path / "nothing")
+
+
+def test_loaded_model_rejects_section_with_other_features(model, tmp_path):
+    model.save(tmp_path / "m")
+    back = st.tl.M2TGLGO.load(tmp_path / "m")
+    (a,) = model_sections((2,))
+    a.obsm["sthisto_deep"] = np.hstack([a.obsm["sthisto_deep"], a.obsm["sthisto_deep"]])
+    with pytest.raises(ValueError, match="48 columns.*24"):
+        st.tl.predict(a, back)
+
+
+def test_repr(model):
+    text = repr(model)
+    assert text.startswith("M2TGLGO(genes=20")
+    assert "deep=24" in text and "morphology=6" in text and "topology=3" in text
+    assert "epochs_trained=3" in text and "device=cpu" in text and st.__version__ in text
+    ablated = st.tl.fit(model_sections((0,)), use_go=False, use_inter=False, **FAST)
+    assert "use_inter" in repr(ablated) and "use_go" in repr(ablated)
+
+
+def test_to_device_and_dtypes(model, device):
+    import torch
+
+    model.to(device)
+    assert model.device.type == device.split(":")[0]
+    assert all(p.dtype == torch.float32 for p in model.module.parameters())
+    assert all(b.device.type == model.device.type for b in model.module.buffers())
+    (a,) = model_sections((2,))
+    pred = model.predict(a)
+    assert isinstance(pred, np.ndarray) and pred.dtype == np.float32
+    model.to("cpu")
+    np.testing.assert_allclose(model.predict(a), pred, rtol=1e-4, atol=1e-5)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            model.to("cuda")
+        assert model.device.type == "cpu"
+
+
+def test_load_onto_device(model, tmp_path, device):
+    model.save(tmp_path / "m")
+    back = st.tl.M2TGLGO.load(tmp_path / "m", device=device)
+    assert back.device.type == device.split(":")[0]
+    assert not back.module.training
