@@ -13,7 +13,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sthisto {sthisto.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the end-to-end pipeline on the bundled HER2ST demo")
-    demo.add_argument("--out", default="sthisto_demo_out", help="output directory")
+    demo.add_argument("--out", default="sthisto_demo_out", help="output directory (default: %(default)s)")
+    demo.add_argument("--epochs", type=int, default=None, help="M2TGLGO epochs (default 500, 30 with --quick)")
+    demo.add_argument("--device", default=None, help="torch device: cpu, cuda, auto (default: settings)")
+    demo.add_argument("--quick", action="store_true", help="a fast smoke run (fewer epochs)")
     return parser
 
 
