@@ -131,3 +131,14 @@ def test_bad_input(sections):
         st.tl.cross_validate(sections, method="ridge", groups=["a", "a", "a"])
     with pytest.raises(KeyError, match="sthisto.pp.nuclei_features"):
         st.tl.cross_validate(sections, method="ridge", features=["morphology"])
+
+
+def test_per_method_fit_kwargs(sections):
+    df = st.tl.cross_validate(sections, method="knn", n_top=5, features=["deep"],
+                              fit_kwargs={"knn": {"n_neighbors": 1}})
+    df2 = st.tl.cross_validate(sections, method=["knn", "ridge"], n_top=5, features=["deep"],
+                               fit_kwargs={"knn": {"n_neighbors": 1}})
+    one = df[df.metric == "mse"]["value"].to_numpy()
+    np.testing.assert_allclose(one, df2[(df2.metric == "mse") & (df2.method == "knn")]["value"])
+    default = st.tl.cross_validate(sections, method="knn", n_top=5, features=["deep"])
+    assert not np.allclose(one, default[default.metric == "mse"]["value"])

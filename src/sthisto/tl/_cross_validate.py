@@ -180,8 +180,9 @@ def cross_validate(
         Modality names or ``obsm`` keys used by every method.
     fit_kwargs
         Extra keyword arguments of the fit function (e.g. ``{"epochs": 100}`` for
-        M2TGLGO, ``{"n_neighbors": 5}`` for kNN). With several methods, a dict keyed by
-        method name gives per-method arguments.
+        M2TGLGO, ``{"n_neighbors": 5}`` for kNN), passed to every method; a dict keyed by
+        method name (``{"m2tglgo": {"epochs": 100}, "knn": {"n_neighbors": 5}}``) gives
+        per-method arguments.
     layer
         Layer holding raw counts; ``None`` uses ``X``.
     n_candidates
@@ -214,8 +215,9 @@ def cross_validate(
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)} (or a list), got {protocol!r}")
     methods = [method] if isinstance(method, str) or callable(method) else list(method)
     fit_kwargs = dict(fit_kwargs or {})
-    per_method = len(methods) > 1 and any(
-        k in fit_kwargs for k in ["m2tglgo", *BASELINES] + [getattr(m, "__name__", "") for m in methods]
+    method_names = {"m2tglgo", *BASELINES} | {getattr(m, "__name__", "") for m in methods}
+    per_method = bool(fit_kwargs) and all(
+        k in method_names and isinstance(v, dict) for k, v in fit_kwargs.items()
     )
     runners = []
     for m in methods:
