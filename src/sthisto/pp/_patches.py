@@ -1,0 +1,235 @@
+"""Spot patches: the one definition of patch geometry, read lazily tile by tile.
+
+Pixel convention: pixel ``i`` of an image covers ``[i - 0.5, i + 0.5)``, so a spot at
+``obsm['spatial'] = (x, y)`` is centred on the pixel whose column is ``x`` and row is ``y``
+(numpy/scikit-image indexing; Visium's ``pxl_col_in_fullres``/``pxl_row_in_fullres``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from anndata import AnnData
+
+from sthisto import _constants as K
+from sthisto._docs import doc_params
+from sthisto._image import image_and_scale, microns_per_pixel, spot_diameter_px
+from sthisto._validate import rgb_image, spatial_coords
+
+
+@dataclass(frozen=True)
+class PatchBatch:
+    """A batch of spot patches.
+
+    Attributes
+    ----------
+    index
+        Integer positions of the spots in ``adata.obs`` (int64, (B,)).
+    images
+        RGB patches, uint8 (B, P, P, 3).
+    border
+        ``True`` where part of the patch fell outside the image and was reflect-padded.
+    """
+
+    index: np.ndarray
+    images: np.ndarray
+    border: np.ndarray
+
+
+@dataclass(frozen=True)
+class PatchGeometry:
+    """Where the patches are: image, centres and side length in that image's pixels."""
+
+    image: object
+    centres: np.ndarray  # (n, 2) x, y in image pixels
+    size: float  # side length in image pixels
+    scale: float  # image pixels per full-resolution pixel
+    size_um: float  # side length in microns
+    microns_per_pixel: float  # of the full-resolution image
+
+
+def patch_geometry(
+    adata: AnnData,
+    *,
+    patch_um: float | None = None,
+    library_id: str | None = None,
+    img_key: str | None = None,
+    spatial_key: str = K.SPATIAL_KEY,
+) -> PatchGeometry:
+    """Resolve the image, the spot centres and the patch side length for ``adata``.
+
+    The side length is ``patch_um`` microns, or the spot diameter when ``None``; with a
+    ``hires``-only section, centres and size are scaled by ``tissue_hires_scalef``.
+
+    Returns
+    -------
+    A :class:`PatchGeometry`.
+    """
+    img, scale = image_and_scale(adata, library_id, img_key=img_key)
+    rgb_image(img, where="the section image")
+    if np.dtype(img.dtype) != np.uint8:
+        raise ValueError(f"the section image must be uint8 RGB, got dtype {img.dtype}.")
+    xy = spatial_coords(adata, spatial_key)
+    mpp = microns_per_pixel(adata, library_id)
+    if patch_um is None:
+        size_full = spot_diameter_px(adata, library_id)
+        size_um = size_full * mpp
+    else:
+        if not (np.isfinite(patch_um) and patch_um > 0):
+            raise ValueError(f"patch_um must be a positive number of microns, got {patch_um!r}")
+        size_um = float(patch_um)
+        size_full = size_um / mpp
+    centres = xy * scale
+    h, w = img.shape[:2]
+    outside = (centres[:, 0] < -0.5) | (centres[:, 0] > w - 0.5) | (centres[:, 1] < -0.5) | (
+        centres[:, 1] > h - 0.5
+    )
+    if outside.any():
+        first = adata.obs_names[np.flatnonzero(outside)[:3]].tolist()
+        raise ValueError(
+            f"{int(outside.sum())} spot centres lie outside the {w}×{h} image (e.g. {first}); "
+            f"check obsm[{spatial_key!r}] is in full-resolution pixels (x, y) and the scale factors."
+        )
+    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp)
+
+
+def _read_window(img, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, bool]:
+    """Read ``img[y0:y1, x0:x1]`` with reflect padding where it leaves the image."""
+    h, w = img.shape[:2]
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    win = np.asarray(img[cy0:cy1, cx0:cx1])
+    pads = ((cy0 - y0, y1 - cy1), (cx0 - x0, x1 - cx1), (0, 0))
+    if any(p for pair in pads[:2] for p in pair):
+        mode = "reflect" if min(win.shape[:2]) > 1 else "edge"
+        return np.pad(win, pads, mode=mode), True
+    return win, False
+
+
+def extract_patch(img, cx: float, cy: float, size: float, patch_px: int | None) -> tuple[np.ndarray, bool]:
+    """Cut one square patch of side ``size`` centred on pixel ``(cx, cy)``.
+
+    With ``patch_px`` the exact (sub-pixel) square is resampled to ``patch_px`` pixels
+    (PIL bilinear with antialiasing); with ``None`` an integer window of ``round(size)``
+    pixels is returned unresampled (centred within half a pixel).
+
+    Returns
+    -------
+    ``(patch, border)``: uint8 patch and whether reflect padding was used.
+    """
+    half = size / 2.0
+    if patch_px is None:
+        n = max(1, int(round(size)))
+        x0 = int(np.floor(cx - (n - 1) / 2.0 + 0.5))
+        y0 = int(np.floor(cy - (n - 1) / 2.0 + 0.5))
+        return _read_window(img, x0, y0, x0 + n, y0 + n)
+    from PIL import Image
+
+    # pixel-centre coordinates -> PIL box coordinates (pixel i spans [i, i+1))
+    bx0, by0 = cx + 0.5 - half, cy + 0.5 - half
+    x0, y0 = int(np.floor(bx0)) - 1, int(np.floor(by0)) - 1
+    x1, y1 = int(np.ceil(bx0 + size)) + 1, int(np.ceil(by0 + size)) + 1
+    win, _ = _read_window(img, x0, y0, x1, y1)
+    h, w = img.shape[:2]
+    border = bool(bx0 < 0 or by0 < 0 or bx0 + size > w or by0 + size > h)
+    box = (bx0 - x0, by0 - y0, bx0 - x0 + size, by0 - y0 + size)
+    out = Image.fromarray(np.ascontiguousarray(win)).resize(
+        (patch_px, patch_px), Image.Resampling.BILINEAR, box=box
+    )
+    return np.asarray(out), border
+
+
+def iter_patches(
+    geometry: PatchGeometry,
+    *,
+    patch_px: int | None = 224,
+    batch_size: int = 64,
+    tile_px: int = 4096,
+) -> Iterator[PatchBatch]:
+    """Yield :class:`PatchBatch` es for a resolved geometry, reading one tile at a time.
+
+    Spots are visited tile by tile (``tile_px`` image pixels square, plus a margin of half a
+    patch), so a memory-mapped, dask or zarr image is read once per tile and never whole.
+    """
+    img, centres, size = geometry.image, geometry.centres, geometry.size
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if patch_px is not None and int(patch_px) < 1:
+        raise ValueError(f"patch_px must be a positive integer or None, got {patch_px}")
+    h, w = img.shape[:2]
+    tile_px = max(int(tile_px), 1)
+    tx, ty = (centres[:, 0] // tile_px).astype(int), (centres[:, 1] // tile_px).astype(int)
+    order = np.lexsort((np.arange(len(centres)), tx, ty))
+    margin = int(np.ceil(size / 2.0)) + 3
+    buf_i: list[int] = []
+    buf_p: list[np.ndarray] = []
+    buf_b: list[bool] = []
+    current, tile, origin = None, None, (0, 0)
+    for i in order:
+        key = (ty[i], tx[i])
+        if key != current:  # the margin makes padding inside a tile happen only at image edges
+            current = key
+            x0, y0 = max(tx[i] * tile_px - margin, 0), max(ty[i] * tile_px - margin, 0)
+            x1, y1 = min((tx[i] + 1) * tile_px + margin, w), min((ty[i] + 1) * tile_px + margin, h)
+            tile, origin = np.asarray(img[y0:y1, x0:x1]), (x0, y0)
+        cx, cy = centres[i]
+        patch, border = extract_patch(tile, cx - origin[0], cy - origin[1], size, patch_px)
+        buf_i.append(int(i))
+        buf_p.append(patch)
+        buf_b.append(border)
+        if len(buf_i) == batch_size:
+            yield PatchBatch(np.array(buf_i, dtype=np.int64), np.stack(buf_p), np.array(buf_b))
+            buf_i, buf_p, buf_b = [], [], []
+    if buf_i:
+        yield PatchBatch(np.array(buf_i, dtype=np.int64), np.stack(buf_p), np.array(buf_b))
+
+
+@doc_params
+def patches(
+    adata: AnnData,
+    *,
+    patch_um: float | None = None,
+    patch_px: int | None = 224,
+    batch_size: int = 64,
+    library_id: str | None = None,
+    img_key: str | None = None,
+    spatial_key: str = K.SPATIAL_KEY,
+    tile_px: int = 4096,
+) -> Iterator[PatchBatch]:
+    """Iterate over square image patches centred on the spots, in batches.
+
+    The geometry used by every image step of sthisto: a patch is centred on
+    ``obsm[spatial_key]`` (sub-pixel exact), spans ``patch_um`` microns (the spot diameter
+    by default) and is resampled to ``patch_px`` pixels. Patches that cross the image
+    border are reflect-padded and flagged, never dropped. The image is read lazily, one
+    tile at a time, from numpy, memory-mapped, dask or zarr arrays.
+
+    Parameters
+    ----------
+    {adata}
+    patch_um
+        Side length of a patch in microns; ``None`` uses the spot diameter.
+    patch_px
+        Side length of the returned patches in pixels; ``None`` keeps the image's own
+        resolution (an integer window, no resampling).
+    batch_size
+        Number of patches per batch.
+    {library_id}
+    img_key
+        ``"fullres"`` or ``"hires"``; ``None`` prefers full resolution and falls back to
+        ``hires`` (coordinates and size are scaled by ``tissue_hires_scalef``).
+    {spatial_key}
+    tile_px
+        Side of the image tiles read at once, in image pixels (bounds memory).
+
+    Returns
+    -------
+    An iterator of :class:`~sthisto.pp._patches.PatchBatch` (``index``, ``images`` uint8
+    (B, P, P, 3), ``border``), spots grouped by image tile; ``index`` gives each patch's
+    position in ``adata.obs``. Nothing is written to ``adata``.
+    """
+    geometry = patch_geometry(
+        adata, patch_um=patch_um, library_id=library_id, img_key=img_key, spatial_key=spatial_key
+    )
+    return iter_patches(geometry, patch_px=patch_px, batch_size=batch_size, tile_px=tile_px)
