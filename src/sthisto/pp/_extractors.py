@@ -1,0 +1,315 @@
+"""Resolve ``model=``/``weights=`` of :func:`sthisto.pp.image_features` into a feature extractor.
+
+Imported only inside functions (it imports torch). ResNet-18/50 are defined here with
+torchvision's layer names, so torchvision and timm state dicts load into them and neither
+package is required; other torchvision or timm models are used when those are installed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sthisto._logging import logger
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision's DEFAULT weights (IMAGENET1K_V1 for resnet18, IMAGENET1K_V2 for resnet50)
+WEIGHT_URLS = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+}
+
+
+# --------------------------------------------------------------------------- ResNet
+class BasicBlock(nn.Module):
+    """ResNet basic block (torchvision layout)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual forward pass."""
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block (torchvision V1.5 layout: stride on the 3×3 conv)."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual forward pass."""
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet with torchvision's parameter names; ``forward`` returns pooled features."""
+
+    def __init__(self, block: type[BasicBlock | Bottleneck], layers: tuple[int, ...], num_classes: int = 1000):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(block, 64, layers[0])
+        self.layer2 = self._make_layer(block, 128, layers[1], 2)
+        self.layer3 = self._make_layer(block, 256, layers[2], 2)
+        self.layer4 = self._make_layer(block, 512, layers[3], 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the globally pooled features (B, 512·expansion), before ``fc``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+
+def resnet18() -> ResNet:
+    """ResNet-18 (randomly initialised)."""
+    return ResNet(BasicBlock, (2, 2, 2, 2))
+
+
+def resnet50() -> ResNet:
+    """ResNet-50 (randomly initialised)."""
+    return ResNet(Bottleneck, (3, 4, 6, 3))
+
+
+_BUILTIN = {"resnet18": resnet18, "resnet50": resnet50}
+
+
+# --------------------------------------------------------------------------- resolution
+@dataclass
+class Extractor:
+    """A resolved feature extractor: ``fn(batch) -> (B, D)`` and its input normalisation."""
+
+    fn: Callable[[torch.Tensor], Any]
+    name: str
+    weights: str
+    mean: tuple[float, float, float] | None = IMAGENET_MEAN
+    std: tuple[float, float, float] | None = IMAGENET_STD
+    module: nn.Module | None = field(default=None, repr=False)
+
+
+def _load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a state dict (got {type(obj).__name__}).")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _apply_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    own = module.state_dict()
+    # a classification head that the feature extractor does not use is dropped
+    extra = [k for k in state if k not in own and k.split(".")[0] in ("fc", "head", "classifier")]
+    state = {k: v for k, v in state.items() if k not in extra}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k.split(".")[0] not in ("fc", "head", "classifier")]
+    if missing or unexpected:
+        raise ValueError(
+            f"weights from {source} do not fit the model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]} (of {len(missing)}/{len(unexpected)})."
+        )
+
+
+def _seeded(builder: Callable[[], nn.Module], seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder()
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.sep in value) or (
+        isinstance(value, str) and Path(value).suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+    )
+
+
+def _weights_label(weights: Any) -> str:
+    return "random" if weights is None else str(weights)
+
+
+def resolve_extractor(model: Any, weights: Any, *, seed: int) -> Extractor:
+    """Turn ``model``/``weights`` into an :class:`Extractor`.
+
+    ``model``: a built-in name (``resnet18``, ``resnet50``), a torchvision or timm name
+    (``hf-hub:`` included), a path to a TorchScript or pickled module file, an
+    ``nn.Module``, or a callable batch → features. ``weights``: ``"default"``, a path to a
+    state dict, or ``None`` (seeded random initialisation).
+    """
+    if weights is not None and weights != "default" and not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"weights={weights!r} is neither 'default', None, nor an existing state-dict file."
+        )
+    if isinstance(model, nn.Module):
+        if weights not in (None, "default"):
+            _apply_state_dict(model, _load_state_dict_file(weights), str(weights))
+        return Extractor(model, type(model).__name__, _weights_label(weights) if weights else "module", module=model)
+    if isinstance(model, str | os.PathLike) and _is_path(model):
+        return resolve_extractor(_load_module_file(model), weights, seed=seed)
+    if callable(model) and not isinstance(model, str):
+        if weights not in (None, "default"):
+            raise ValueError("weights= cannot be applied to a plain callable; load them yourself.")
+        return Extractor(model, getattr(model, "__name__", type(model).__name__), "callable")
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a name, an nn.Module or a callable, got {type(model).__name__}")
+    name = model
+    if name in _BUILTIN:
+        return _builtin(name, weights, seed)
+    if name.startswith("hf-hub:") or name.startswith("timm/"):
+        return _timm(name, weights, seed)
+    tv = _torchvision_names()
+    if name in tv:
+        return _torchvision(name, weights, seed)
+    timm_ok = _timm_has(name)
+    if timm_ok:
+        return _timm(name, weights, seed)
+    raise ValueError(
+        f"unknown model {name!r}: use 'texture', one of {sorted(_BUILTIN)}, a torchvision name "
+        f"(pip install torchvision{'' if tv else ' — not installed'}), a timm name incl. 'hf-hub:...' "
+        f"(pip install timm{'' if timm_ok is not None else ' — not installed'}), an nn.Module or a callable."
+    )
+
+
+def _load_module_file(path: str | os.PathLike) -> nn.Module:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError):
+        pass
+    obj = torch.load(path, map_location="cpu", weights_only=False)  # a pickled nn.Module
+    if not isinstance(obj, nn.Module):
+        raise ValueError(
+            f"{path} holds a {type(obj).__name__}, not a module; pass a state dict as weights= "
+            "together with model=<architecture>."
+        )
+    return obj
+
+
+def _builtin(name: str, weights: Any, seed: int) -> Extractor:
+    module = _seeded(_BUILTIN[name], seed)
+    if weights == "default":
+        state = torch.hub.load_state_dict_from_url(
+            WEIGHT_URLS[name], map_location="cpu", progress=False, check_hash=True
+        )
+        _apply_state_dict(module, state, WEIGHT_URLS[name])
+    elif weights is not None:
+        _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
+    else:
+        _warn_random(name, seed)
+    module.fc = nn.Identity()
+    return Extractor(module, name, _weights_label(weights), module=module)
+
+
+def _warn_random(name: str, seed: int) -> None:
+    logger.warning(
+        "model %r runs with randomly initialised weights (seed %d): such features are weak; "
+        "use weights='default' (pretrained) or a local weights file, or model='texture'.",
+        name,
+        seed,
+    )
+
+
+def _torchvision_names() -> set[str]:
+    try:
+        import torchvision  # noqa: F401
+        from torchvision import models
+    except (ImportError, RuntimeError, OSError):  # a torchvision built for another torch fails here
+        return set()
+    return set(models.list_models(module=models))
+
+
+def _torchvision(name: str, weights: Any, seed: int) -> Extractor:
+    from torchvision import models
+
+    module = _seeded(lambda: models.get_model(name, weights="DEFAULT" if weights == "default" else None), seed)
+    if weights not in (None, "default"):
+        _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
+    elif weights is None:
+        _warn_random(name, seed)
+    for head in ("fc", "classifier", "heads", "head"):
+        if hasattr(module, head):
+            setattr(module, head, nn.Identity())
+            break
+    return Extractor(module, f"torchvision:{name}", _weights_label(weights), module=module)
+
+
+def _timm_has(name: str) -> bool | None:
+    try:
+        import timm
+    except ImportError:
+        return None
+    return bool(timm.is_model(name)) or bool(timm.list_models(name))
+
+
+def _timm(name: str, weights: Any, seed: int) -> Extractor:
+    try:
+        import timm
+    except ImportError as err:
+        raise ImportError(f"model {name!r} needs timm: pip install timm") from err
+    module = _seeded(lambda: timm.create_model(name, pretrained=weights == "default", num_classes=0), seed)
+    if weights not in (None, "default"):
+        _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
+    elif weights is None:
+        _warn_random(name, seed)
+    cfg = timm.data.resolve_data_config({}, model=module)
+    return Extractor(
+        module, f"timm:{name}", _weights_label(weights), tuple(cfg["mean"]), tuple(cfg["std"]), module=module
+    )
