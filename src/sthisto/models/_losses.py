@@ -6,6 +6,29 @@ import torch
 import torch.nn.functional as F
 
 DENSE_RECON_MAX_SPOTS = 10_000
+PAIR_CHUNK = 1 << 16  # pairs per chunk when gathering embeddings for pairwise dot products
+
+
+def _dots(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    return (z[i] * z[j]).sum(1)
+
+
+def pair_dots(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, *, chunk: int = PAIR_CHUNK) -> torch.Tensor:
+    """Row-wise dot products ``<z_i, z_j>`` for index pairs, without keeping (P, d) gathers.
+
+    Pairs are processed in chunks under activation checkpointing, so the gathered
+    embeddings of one chunk are all that is alive at a time (forward and backward): peak
+    memory is O(P + chunk·d) instead of O(P·d).
+    """
+    if i.numel() <= chunk or not torch.is_grad_enabled() or not z.requires_grad:
+        return _dots(z, i, j)
+    from torch.utils.checkpoint import checkpoint
+
+    parts = [
+        checkpoint(_dots, z, i[k : k + chunk], j[k : k + chunk], use_reentrant=False)
+        for k in range(0, i.numel(), chunk)
+    ]
+    return torch.cat(parts)
 
 
 def default_quantiles(n_quantiles: int = 4) -> torch.Tensor:
@@ -52,7 +75,8 @@ def sonrm_loss(
     z = F.normalize(h, dim=1)
     valid = rings >= 0
     idx = rings.clamp(min=0)
-    sims = torch.einsum("nd,nkrd->nkr", z, z[idx])  # cosine to every ring member
+    owner = torch.arange(n, device=h.device).repeat_interleave(idx.shape[1] * idx.shape[2])
+    sims = pair_dots(z, owner, idx.reshape(-1)).reshape(idx.shape)  # cosine to every ring member
     sims = sims.masked_fill(~valid, float("nan"))
     q = torch.nanquantile(sims, quantiles.to(h.device, h.dtype), dim=-1)  # (Q, N, K)
     hinge = F.relu(q[:, :, 1:] - q[:, :, :-1] + epsilon)  # (Q, N, K-1)
@@ -67,7 +91,7 @@ def sonrm_loss(
 
 
 def _pair_loss(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    pred = torch.sigmoid((z[i] * z[j]).sum(1))
+    pred = torch.sigmoid(pair_dots(z, i, j))
     return (target - pred) ** 2
 
 
