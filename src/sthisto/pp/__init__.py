@@ -1,7 +1,14 @@
 """Preprocessing: nuclei, image features, spot graph and gene graphs into AnnData."""
 
+from . import nuclei
 from ._graph import hop_rings, knn_graph, spatial_graph
 from ._image_features import image_features
+from ._nuclei_features import nuclei_features
 from ._patches import patches
+from ._segment import segment_nuclei
 
-__all__ = ["patches", "image_features", "spatial_graph", "hop_rings", "knn_graph"]
+__all__ = [
+    "segment_nuclei",
+    "nuclei_features",
+    "nuclei",
+    "patches", "image_features", "spatial_graph", "hop_rings", "knn_graph"]

@@ -23,14 +23,15 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .. import _constants as K
-from .._docs import doc_params
-from .._image import image_and_scale, microns_per_pixel, spot_diameter_px
-from .._logging import logger, progress
-from .._settings import settings
-from .._utils import copy_or_self, save_data
-from .._validate import library_id as _library_id
-from .._validate import rgb_image, spatial_coords
+from sthisto import _constants as K
+from sthisto._docs import doc_params
+from sthisto._image import image_and_scale, microns_per_pixel, spot_diameter_px
+from sthisto._logging import logger, progress
+from sthisto._settings import settings
+from sthisto._utils import copy_or_self, save_data
+from sthisto._validate import library_id as _library_id
+from sthisto._validate import rgb_image, spatial_coords
+
 from ._kernels import hematoxylin, measure
 
 WATERSHED_DEFAULTS = {

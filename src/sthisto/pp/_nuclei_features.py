@@ -1,0 +1,129 @@
+"""Spot-level handcrafted features from segmented nuclei: morphology (X_M) and topology (X_T)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from sthisto import _constants as K
+from sthisto._docs import doc_params
+from sthisto._image import microns_per_pixel as _microns_per_pixel
+from sthisto._image import spot_diameter_px
+from sthisto._logging import logger
+from sthisto._utils import copy_or_self, save_data
+from sthisto._validate import library_id as _library_id
+from sthisto._validate import require_key, spatial_coords
+from sthisto.pp.nuclei import delaunay_features, pool_spots, to_microns
+
+
+@doc_params
+def nuclei_features(
+    adata: AnnData,
+    *,
+    nuclei_key: str = K.NUCLEI,
+    library_id: str | None = None,
+    spatial_key: str = K.SPATIAL_KEY,
+    spot_diameter: float | None = None,
+    fill: str = "mean",
+    morphology_key: str = K.MORPHOLOGY,
+    topology_key: str = K.TOPOLOGY,
+    copy: bool = False,
+) -> AnnData | None:
+    """Pool nucleus morphology and Delaunay topology into per-spot features.
+
+    Morphology per nucleus comes from :func:`sthisto.pp.segment_nuclei` (one Numba pass
+    over the label image) and is converted to µm. Topology: one Delaunay triangulation over
+    all nuclei of the section gives each nucleus the mean, max and min distance to its
+    neighbours and its number of neighbours. A spot takes the mean over the nuclei whose
+    centroid lies in its disk (orientation as the mean ``|cos 2θ|``), plus the nucleus count
+    and density, and ``orientation_coherence`` = ``|mean(exp(2iθ))|`` (1 = all nuclei
+    parallel).
+
+    Parameters
+    ----------
+    {adata}
+    nuclei_key
+        Key in ``adata.uns`` written by :func:`sthisto.pp.segment_nuclei`.
+    {library_id}
+    {spatial_key}
+    spot_diameter
+        Spot diameter in full-resolution pixels; ``None`` uses
+        ``scalefactors['spot_diameter_fullres']``.
+    fill
+        Feature values of spots without nuclei: ``"mean"`` (section mean over spots with
+        nuclei; default) or ``"zero"``. Such spots are flagged by ``no_nuclei = 1``.
+    morphology_key, topology_key
+        Keys in ``adata.obsm``.
+    {copy}
+
+    Returns
+    -------
+    {returns_copy} Sets
+
+    ``adata.obsm[morphology_key]``
+        DataFrame (index ``obs_names``): ``area_um2``, ``perimeter_um``, ``major_axis_um``,
+        ``minor_axis_um``, ``eccentricity``, ``orientation_abs_cos2``, ``extent``,
+        ``circularity``, ``aspect_ratio``, ``orientation_coherence``, ``nucleus_count``,
+        ``nucleus_density_per_mm2``, ``no_nuclei``.
+    ``adata.obsm[topology_key]``
+        DataFrame: ``delaunay_mean_dist_um``, ``delaunay_max_dist_um``,
+        ``delaunay_min_dist_um``, ``delaunay_degree``, ``no_nuclei``.
+    ``adata.uns[nuclei_key]['features_params']``
+        Parameters of this call.
+    """
+    if fill not in ("mean", "zero"):
+        raise ValueError(f"fill must be 'mean' or 'zero', got {fill!r}")
+    adata = copy_or_self(adata, copy)
+    require_key(adata.uns, nuclei_key, "uns", "sthisto.pp.segment_nuclei")
+    entry = adata.uns[nuclei_key]
+    if not isinstance(entry, dict) or "nuclei" not in entry:
+        raise KeyError(f"adata.uns[{nuclei_key!r}] has no 'nuclei' table: run `sthisto.pp.segment_nuclei` first.")
+    table = entry["nuclei"]
+    if not isinstance(table, pd.DataFrame) or not {"x", "y", "area"}.issubset(table.columns):
+        raise ValueError(f"adata.uns[{nuclei_key!r}]['nuclei'] must be a DataFrame with x, y and area columns.")
+    lib = _library_id(adata, library_id if library_id is not None else entry.get("params", {}).get("library_id"))
+    mpp = float(entry.get("params", {}).get("microns_per_pixel", _microns_per_pixel(adata, lib)))
+    diameter = spot_diameter_px(adata, lib) if spot_diameter is None else float(spot_diameter)
+    if not (np.isfinite(diameter) and diameter > 0):
+        raise ValueError(f"spot_diameter must be a positive number of pixels, got {spot_diameter}")
+    radius = diameter / 2
+    xy = spatial_coords(adata, spatial_key)
+    centroids = table[["x", "y"]].to_numpy(np.float64)
+
+    morph = to_microns(table, mpp)
+    theta = table["orientation"].to_numpy(np.float64)
+    morph["cos2"] = np.cos(2 * theta)
+    morph["sin2"] = np.sin(2 * theta)
+    m_spot = pool_spots(morph, centroids, xy, radius, index=adata.obs_names,
+                        microns_per_pixel=mpp, fill="nan")
+    m_spot["orientation_coherence"] = np.hypot(m_spot.pop("cos2"), m_spot.pop("sin2"))
+    topo = delaunay_features(centroids, mpp)
+    t_spot = pool_spots(topo, centroids, xy, radius, index=adata.obs_names, fill="nan")
+
+    empty = m_spot["no_nuclei"].to_numpy() > 0
+    if empty.any():
+        logger.warning("%d of %d spots contain no nucleus centroid; flagged in obsm[%r]['no_nuclei'] "
+                       "and filled with %s.", int(empty.sum()), adata.n_obs, morphology_key,
+                       "the section mean" if fill == "mean" else "zeros")
+    order = ["area_um2", "perimeter_um", "major_axis_um", "minor_axis_um", "eccentricity",
+             "orientation_abs_cos2", "extent", "circularity", "aspect_ratio",
+             "orientation_coherence", "nucleus_count", "nucleus_density_per_mm2", "no_nuclei"]
+    m_spot = _fill(m_spot[order], fill)
+    t_spot = _fill(t_spot.drop(columns="nucleus_count"), fill)
+    save_data(adata, attr="obsm", key=morphology_key, data=m_spot)
+    save_data(adata, attr="obsm", key=topology_key, data=t_spot)
+    entry["features_params"] = {"spot_diameter_px": diameter, "fill": fill, "microns_per_pixel": mpp,
+                                "n_empty_spots": int(empty.sum())}
+    return adata if copy else None
+
+
+def _fill(df: pd.DataFrame, fill: str) -> pd.DataFrame:
+    """Replace NaN (spots without nuclei or without a finite value) column-wise."""
+    values = df.to_numpy(np.float64, copy=True)
+    for j in range(values.shape[1]):
+        bad = ~np.isfinite(values[:, j])
+        if bad.any():
+            good = values[~bad, j]
+            values[bad, j] = good.mean() if (fill == "mean" and good.size) else 0.0
+    return pd.DataFrame(values, index=df.index, columns=df.columns)
