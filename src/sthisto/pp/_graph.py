@@ -2,56 +2,67 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .. import _constants as K
-from .._docs import doc_params
-from .._utils import copy_or_self, save_data
-from .._validate import spatial_coords
+from sthisto import _constants as K
+from sthisto._docs import doc_params
+from sthisto._utils import copy_or_self, save_data
+from sthisto._validate import spatial_coords
 
 
 def knn_graph(
-    xy: np.ndarray, *, n_neighs: int = 6, radius: float | None = None
+    xy: np.ndarray, *, n_neighs: int = 6, radius: float | None = None, symmetric: bool = True
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Return symmetric (connectivities, distances) CSR matrices without self loops.
+    """Return (connectivities, distances) CSR matrices without self loops, as squidpy builds them.
 
-    With ``radius=None`` each spot links to its ``n_neighs`` nearest spots (as squidpy's
-    generic kNN graph: the union of both directions). Ties at equal distance (the square
-    grid of legacy ST) are broken deterministically by spot order. With ``radius``, every
-    spot within that distance is linked.
+    With ``radius=None`` each spot links to its ``n_neighs`` nearest spots, found with
+    scikit-learn's ``NearestNeighbors`` exactly as :func:`squidpy.gr.spatial_neighbors`
+    (``coord_type="generic"``) does, so ties at equal distance (an ideal square grid) are
+    broken the same deterministic way. With ``radius``, every spot within that distance is
+    linked (squidpy's radius graph). ``symmetric=False`` returns squidpy's matrices
+    unchanged (a kNN graph is directed: row ``i`` lists the neighbours of ``i``);
+    ``symmetric=True`` links ``i`` and ``j`` when either is a neighbour of the other
+    (``A ∨ Aᵀ``), the undirected graph M2TGLGO uses.
 
     Returns
     -------
     ``(connectivities, distances)``: float32 0/1 and float64 Euclidean CSR matrices.
     """
-    from scipy.spatial import cKDTree
+    from sklearn.neighbors import NearestNeighbors
 
+    xy = np.asarray(xy)
     n = len(xy)
-    if radius is None and n <= n_neighs:
-        raise ValueError(f"a {n_neighs}-NN graph needs more than {n_neighs} spots, got {n}.")
-    tree = cKDTree(xy)
     if radius is None:
-        # stable sort on (distance, index) so equal distances keep spot order
-        dist, idx = tree.query(xy, k=min(n, n_neighs + 8))
-        order = np.lexsort((idx, np.round(dist, 9)), axis=1)
-        idx = np.take_along_axis(idx, order, 1)
-        dist = np.take_along_axis(dist, order, 1)
-        not_self = idx != np.arange(n)[:, None]
-        idx = idx[not_self].reshape(n, -1)[:, :n_neighs]
-        dist = dist[not_self].reshape(n, -1)[:, :n_neighs]
+        if n <= n_neighs:
+            raise ValueError(f"a {n_neighs}-NN graph needs more than {n_neighs} spots, got {n}.")
+        tree = NearestNeighbors(n_neighbors=n_neighs, radius=1, metric="euclidean").fit(xy)
+        dists, cols = tree.kneighbors()
+        dists, cols = dists.reshape(-1), cols.reshape(-1)
         rows = np.repeat(np.arange(n), n_neighs)
-        dists = sp.csr_matrix((dist.ravel(), (rows, idx.ravel())), shape=(n, n))
     else:
-        dists = tree.sparse_distance_matrix(tree, max_distance=radius, output_type="coo_matrix")
-        dists = sp.csr_matrix(dists)
-        dists.setdiag(0)
-    dists.eliminate_zeros()
-    dists = dists.maximum(dists.T).tocsr()
-    conn = dists.copy()
-    conn.data[:] = 1.0
-    return conn.astype(np.float32), dists.astype(np.float64)
+        if not radius > 0:
+            raise ValueError(f"radius must be positive, got {radius}")
+        tree = NearestNeighbors(radius=radius, metric="euclidean").fit(xy)
+        dists, cols = tree.radius_neighbors()
+        rows = np.repeat(np.arange(n), [len(c) for c in cols])
+        dists = np.concatenate(dists) if n else np.zeros(0)
+        cols = np.concatenate(cols).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    conn = sp.csr_matrix((np.ones_like(rows, dtype=np.float32), (rows, cols)), shape=(n, n))
+    dist = sp.csr_matrix((dists, (rows, cols)), shape=(n, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sp.SparseEfficiencyWarning)
+        conn.setdiag(conn.diagonal())
+        dist.setdiag(0.0)
+    conn.eliminate_zeros()
+    dist.eliminate_zeros()
+    if symmetric:
+        conn = conn.maximum(conn.T).tocsr().astype(np.float32)
+        dist = dist.maximum(dist.T).tocsr()
+    return conn, dist
 
 
 @doc_params
@@ -60,11 +71,19 @@ def spatial_graph(
     *,
     n_neighs: int = 6,
     radius: float | None = None,
+    symmetric: bool = True,
     spatial_key: str = K.SPATIAL_KEY,
     key_added: str = K.SPATIAL_NEIGHBORS,
     copy: bool = False,
 ) -> AnnData | None:
     """Build the spot graph used by M2TGLGO (kNN by default, k = 6).
+
+    The graph is squidpy's generic graph (:func:`squidpy.gr.spatial_neighbors` with
+    ``coord_type="generic"``), computed without squidpy: with ``symmetric=False`` the
+    ``obsp`` matrices and ``uns`` entry equal squidpy's exactly; by default the kNN graph is
+    made undirected (``A ∨ Aᵀ``), and ``uns[...]['params']`` gains ``symmetric=True``.
+    Ties at equal distance (an ideal square grid) are broken as squidpy breaks them
+    (scikit-learn ``NearestNeighbors``); measured HER2ST/Visium coordinates have no ties.
 
     Parameters
     ----------
@@ -73,6 +92,9 @@ def spatial_graph(
         Number of nearest neighbours per spot.
     radius
         If given, link all spots within this distance (full-res pixels) instead.
+    symmetric
+        Link ``i`` and ``j`` when either is among the other's nearest neighbours; ``False``
+        keeps squidpy's directed kNN graph.
     {spatial_key}
     key_added
         Prefix of the ``obsp`` keys, as in :func:`squidpy.gr.spatial_neighbors`.
@@ -82,16 +104,24 @@ def spatial_graph(
     -------
     {returns_copy} Fields written:
 
-    - ``obsp['{{key_added}}_connectivities']`` — symmetric 0/1 adjacency, no self loops.
+    - ``obsp['{{key_added}}_connectivities']`` — float32 0/1 adjacency (symmetric unless
+      ``symmetric=False``), no self loops.
     - ``obsp['{{key_added}}_distances']`` — Euclidean distances of the same edges.
     - ``uns['{{key_added}}_neighbors']`` — keys and parameters.
     """
     adata = copy_or_self(adata, copy)
-    conn, dist = knn_graph(spatial_coords(adata, spatial_key), n_neighs=n_neighs, radius=radius)
+    xy = spatial_coords(adata, spatial_key)
+    conn, dist = knn_graph(xy, n_neighs=n_neighs, radius=radius, symmetric=symmetric)
     conn_key, dist_key = K.connectivities_key(key_added), K.distances_key(key_added)
     save_data(adata, attr="obsp", key=conn_key, data=conn)
     save_data(adata, attr="obsp", key=dist_key, data=dist)
-    params = {"n_neighbors": n_neighs, "coord_type": "generic", "radius": radius, "transform": None}
+    # squidpy's uns params (KNNBuilder / RadiusBuilder.uns_params)
+    if radius is None:
+        params = {"coord_type": "generic", "n_neighbors": n_neighs, "transform": None}
+    else:
+        params = {"coord_type": "generic", "radius": radius, "transform": None}
+    if symmetric:
+        params["symmetric"] = True
     save_data(
         adata,
         attr="uns",
