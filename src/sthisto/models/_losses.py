@@ -6,20 +6,27 @@ import torch
 import torch.nn.functional as F
 
 DENSE_RECON_MAX_SPOTS = 10_000
+GRAM_MAX_SPOTS = 2048  # below, ring similarities are read from the N×N Gram matrix
 PAIR_CHUNK = 1 << 16  # pairs per chunk when gathering embeddings for pairwise dot products
 
 
+def _rows(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``z[idx]`` via index_select, whose backward (index_add) is much faster than index_put."""
+    return torch.index_select(z, 0, idx.reshape(-1)).reshape(*idx.shape, z.shape[1])
+
+
 def _dots(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-    return (z[i] * z[j]).sum(1)
+    return (_rows(z, i) * _rows(z, j)).sum(1)
 
 
-def pair_dots(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, *, chunk: int = PAIR_CHUNK) -> torch.Tensor:
+def pair_dots(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
     """Row-wise dot products ``<z_i, z_j>`` for index pairs, without keeping (P, d) gathers.
 
     Pairs are processed in chunks under activation checkpointing, so the gathered
     embeddings of one chunk are all that is alive at a time (forward and backward): peak
     memory is O(P + chunk·d) instead of O(P·d).
     """
+    chunk = PAIR_CHUNK if chunk is None else chunk
     if i.numel() <= chunk or not torch.is_grad_enabled() or not z.requires_grad:
         return _dots(z, i, j)
     from torch.utils.checkpoint import checkpoint
@@ -27,6 +34,28 @@ def pair_dots(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, *, chunk: int =
     parts = [
         checkpoint(_dots, z, i[k : k + chunk], j[k : k + chunk], use_reentrant=False)
         for k in range(0, i.numel(), chunk)
+    ]
+    return torch.cat(parts)
+
+
+def _block_dots(z: torch.Tensor, start: int, idx: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(_rows(z, idx), z[start : start + idx.shape[0], :, None])[..., 0]
+
+
+def member_dots(z: torch.Tensor, idx: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
+    """``out[t, m] = <z_t, z_{idx[t, m]}>`` for an (N, M) index tensor (entries ≥ 0).
+
+    One gather per member (the spot's own row is broadcast), in blocks of spots under
+    activation checkpointing when large, so peak memory is O(N·M + chunk·d).
+    """
+    n, m = idx.shape
+    block = max(1, (PAIR_CHUNK if chunk is None else chunk) // max(m, 1))
+    if n <= block or not torch.is_grad_enabled() or not z.requires_grad:
+        return _block_dots(z, 0, idx)
+    from torch.utils.checkpoint import checkpoint
+
+    parts = [
+        checkpoint(_block_dots, z, s, idx[s : s + block], use_reentrant=False) for s in range(0, n, block)
     ]
     return torch.cat(parts)
 
@@ -75,8 +104,12 @@ def sonrm_loss(
     z = F.normalize(h, dim=1)
     valid = rings >= 0
     idx = rings.clamp(min=0)
-    owner = torch.arange(n, device=h.device).repeat_interleave(idx.shape[1] * idx.shape[2])
-    sims = pair_dots(z, owner, idx.reshape(-1)).reshape(idx.shape)  # cosine to every ring member
+    flat = idx.reshape(n, -1)
+    if n <= GRAM_MAX_SPOTS:  # small sections: one N×N matmul beats gathering N·R·d values
+        sims = torch.gather(z @ z.T, 1, flat)
+    else:
+        sims = member_dots(z, flat)
+    sims = sims.reshape(idx.shape)  # cosine to every ring member
     sims = sims.masked_fill(~valid, float("nan"))
     q = torch.nanquantile(sims, quantiles.to(h.device, h.dtype), dim=-1)  # (Q, N, K)
     hinge = F.relu(q[:, :, 1:] - q[:, :, :-1] + epsilon)  # (Q, N, K-1)
