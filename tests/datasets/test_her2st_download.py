@@ -6,7 +6,7 @@ import pytest
 import sthisto as st
 from sthisto.datasets import _fetch
 
-from ..conftest import write_legacy_st
+from tests.conftest import write_legacy_st
 from .http_server import serve
 
 

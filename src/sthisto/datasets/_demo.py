@@ -7,7 +7,7 @@ from importlib.resources import as_file, files
 
 from anndata import AnnData
 
-from .. import _constants as K
+from sthisto import _constants as K
 
 DEMO_SECTIONS = ("C2", "C3", "C4")
 
@@ -31,7 +31,7 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
     -------
     One AnnData per section, read by :func:`sthisto.read.legacy_st`.
     """
-    from ..read import legacy_st
+    from sthisto.read import legacy_st
 
     unknown = set(sections) - set(DEMO_SECTIONS)
     if unknown:
@@ -58,7 +58,7 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
 
 
 def her2st_panel() -> list[str]:
-    """The 785-gene panel used by Hist2ST on HER2ST (gene symbols, in file order).
+    """Return the 785-gene panel used by Hist2ST on HER2ST (gene symbols, in file order).
 
     Returns
     -------

@@ -14,8 +14,8 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
-from .._logging import logger
-from .._settings import settings
+from sthisto._logging import logger
+from sthisto._settings import settings
 
 
 @cache

@@ -43,7 +43,7 @@ def her2st(
     -------
     The section as AnnData, read by :func:`sthisto.read.legacy_st`.
     """
-    from ..read import legacy_st
+    from sthisto.read import legacy_st
 
     if path is not None:
         root = Path(path)

@@ -15,8 +15,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .. import _constants as K
-from .._image import downsample
+from sthisto import _constants as K
+from sthisto._image import downsample
 
 _LIBRARY_ID = "synthetic"
 _N_PROGRAMS = 3  # density, size, eosin

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .. import _constants as K
-from .._image import downsample, read_image
-from .._logging import logger
+from sthisto import _constants as K
+from sthisto._image import downsample, read_image
+from sthisto._logging import logger
 
 
 def require_file(path, what: str) -> Path:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .. import _constants as K
-from .._logging import logger
+from sthisto import _constants as K
+from sthisto._logging import logger
 from ._common import check_inside, image_entry, integer_counts, require_file
 
 ST_SPOT_PITCH_UM = 200.0  # centre-to-centre distance of grid neighbours on legacy ST arrays

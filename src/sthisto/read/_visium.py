@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .. import _constants as K
-from .._image import VISIUM_SPOT_DIAMETER_UM, read_image
-from .._logging import logger
+from sthisto import _constants as K
+from sthisto._image import VISIUM_SPOT_DIAMETER_UM, read_image
+from sthisto._logging import logger
 from ._common import check_inside, image_entry, integer_counts, require_file
 
 _POSITION_COLUMNS = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
