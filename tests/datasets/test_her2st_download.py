@@ -5,8 +5,8 @@ import pytest
 
 import sthisto as st
 from sthisto.datasets import _fetch
-
 from tests.conftest import write_legacy_st
+
 from .http_server import serve
 
 

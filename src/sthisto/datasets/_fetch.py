@@ -20,7 +20,7 @@ from sthisto._settings import settings
 
 @cache
 def registry() -> dict:
-    """The parsed dataset registry."""
+    """Return the parsed dataset registry."""
     return json.loads(files("sthisto.datasets").joinpath("registry.json").read_text())
 
 

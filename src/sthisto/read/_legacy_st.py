@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._logging import logger
+
 from ._common import check_inside, image_entry, integer_counts, require_file
 
 ST_SPOT_PITCH_UM = 200.0  # centre-to-centre distance of grid neighbours on legacy ST arrays

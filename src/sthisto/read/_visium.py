@@ -13,6 +13,7 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._image import VISIUM_SPOT_DIAMETER_UM, read_image
 from sthisto._logging import logger
+
 from ._common import check_inside, image_entry, integer_counts, require_file
 
 _POSITION_COLUMNS = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
