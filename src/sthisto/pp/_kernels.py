@@ -88,10 +88,14 @@ def _present_lut(labels, max_label):
 
 
 @numba.njit(cache=True, nogil=True)
-def _border_mask(labels):
-    """1 where a labelled pixel has a 4-neighbour with another label (or the image edge)."""
+def _border_labels(labels):
+    """Zero-padded (H+2, W+2) image holding the label of every border pixel, else 0.
+
+    A border pixel has a 4-neighbour with another label or lies on the image edge, exactly
+    the pixels that ``binary_erosion`` removes in :func:`skimage.measure.perimeter`.
+    """
     h, w = labels.shape
-    border = np.zeros((h, w), dtype=np.uint8)
+    out = np.zeros((h + 2, w + 2), dtype=labels.dtype)
     for i in range(h):
         for j in range(w):
             lab = labels[i, j]
@@ -99,69 +103,66 @@ def _border_mask(labels):
                 continue
             if (i == 0 or labels[i - 1, j] != lab or i == h - 1 or labels[i + 1, j] != lab
                     or j == 0 or labels[i, j - 1] != lab or j == w - 1 or labels[i, j + 1] != lab):
-                border[i, j] = 1
-    return border
-
-
-@numba.njit(cache=True, nogil=True)
-def _same_border(labels, border, i, j, lab):
-    h, w = labels.shape
-    if i < 0 or j < 0 or i >= h or j >= w:
-        return 0
-    if labels[i, j] == lab and border[i, j] == 1:
-        return 1
-    return 0
+                out[i + 1, j + 1] = lab
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _accumulate(labels, lut, n, classes):
-    """One pass: area, bbox, reference pixel, integer moment sums and perimeter per label."""
+    """One pass over row runs: area, bbox, integer moment sums and perimeter per label.
+
+    Moments are summed relative to the first pixel met of each label (its reference), with
+    closed forms per horizontal run, so sums stay small and exact in int64.
+    """
     h, w = labels.shape
-    border = _border_mask(labels)
+    bl = _border_labels(labels)
     area = np.zeros(n, dtype=np.int64)
     ref = np.zeros((n, 2), dtype=np.int64)
     bbox = np.zeros((n, 4), dtype=np.int64)  # y0, x0, y1, x1 (exclusive)
     sums = np.zeros((n, 5), dtype=np.int64)  # sum dy, dx, dy², dx², dy·dx (relative to ref)
     perim = np.zeros((n, 3), dtype=np.int64)  # border pixels per perimeter weight class
     for i in range(h):
-        for j in range(w):
+        j = 0
+        while j < w:
             lab = labels[i, j]
             if lab <= 0:
+                j += 1
                 continue
+            j0 = j
+            while j < w and labels[i, j] == lab:
+                j += 1
             k = lut[lab]
             if area[k] == 0:
                 ref[k, 0] = i
-                ref[k, 1] = j
+                ref[k, 1] = j0
                 bbox[k, 0] = i
-                bbox[k, 1] = j
-                bbox[k, 2] = i + 1
-                bbox[k, 3] = j + 1
-            area[k] += 1
-            if j < bbox[k, 1]:
-                bbox[k, 1] = j
-            if j + 1 > bbox[k, 3]:
-                bbox[k, 3] = j + 1
+                bbox[k, 1] = j0
+                bbox[k, 3] = j
+            run = j - j0
+            area[k] += run
+            if j0 < bbox[k, 1]:
+                bbox[k, 1] = j0
+            if j > bbox[k, 3]:
+                bbox[k, 3] = j
             bbox[k, 2] = i + 1  # rows are visited in increasing order
             dy = i - ref[k, 0]
-            dx = j - ref[k, 1]
-            sums[k, 0] += dy
-            sums[k, 1] += dx
-            sums[k, 2] += dy * dy
-            sums[k, 3] += dx * dx
-            sums[k, 4] += dy * dx
-            if border[i, j] == 1:
-                code = 1
-                code += 2 * (_same_border(labels, border, i - 1, j, lab)
-                             + _same_border(labels, border, i + 1, j, lab)
-                             + _same_border(labels, border, i, j - 1, lab)
-                             + _same_border(labels, border, i, j + 1, lab))
-                code += 10 * (_same_border(labels, border, i - 1, j - 1, lab)
-                              + _same_border(labels, border, i - 1, j + 1, lab)
-                              + _same_border(labels, border, i + 1, j - 1, lab)
-                              + _same_border(labels, border, i + 1, j + 1, lab))
-                c = classes[code]
-                if c >= 0:
-                    perim[k, c] += 1
+            a = j0 - ref[k, 1]
+            tri = run * (run - 1) // 2
+            sdx = run * a + tri
+            sums[k, 0] += run * dy
+            sums[k, 1] += sdx
+            sums[k, 2] += run * dy * dy
+            sums[k, 3] += run * a * a + 2 * a * tri + (run - 1) * run * (2 * run - 1) // 6
+            sums[k, 4] += dy * sdx
+            for jj in range(j0 + 1, j + 1):  # padded coordinates (i + 1, jj)
+                if bl[i + 1, jj] == lab:
+                    code = (1 + 2 * ((bl[i, jj] == lab) + (bl[i + 2, jj] == lab)
+                                     + (bl[i + 1, jj - 1] == lab) + (bl[i + 1, jj + 1] == lab))
+                            + 10 * ((bl[i, jj - 1] == lab) + (bl[i, jj + 1] == lab)
+                                    + (bl[i + 2, jj - 1] == lab) + (bl[i + 2, jj + 1] == lab)))
+                    c = classes[code]
+                    if c >= 0:
+                        perim[k, c] += 1
     return area, ref, bbox, sums, perim
 
 
