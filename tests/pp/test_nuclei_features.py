@@ -124,3 +124,18 @@ def test_real_crop_features():
     assert 15 < m.loc[centre, "area_um2"] < 80
     assert 2 < t.loc[centre, "delaunay_min_dist_um"] < t.loc[centre, "delaunay_mean_dist_um"] < 30
     assert CROP_MPP == pytest.approx(adata.uns["sthisto_nuclei"]["params"]["microns_per_pixel"])
+
+
+def test_results_survive_h5ad(synthetic_adata, tmp_path):
+    import anndata as ad
+
+    st.pp.segment_nuclei(synthetic_adata)
+    st.pp.nuclei_features(synthetic_adata)
+    del synthetic_adata.uns["spatial"]["synthetic"]["images"]["fullres"]
+    synthetic_adata.uns.pop("sthisto_synthetic")
+    synthetic_adata.write_h5ad(tmp_path / "s.h5ad")
+    back = ad.read_h5ad(tmp_path / "s.h5ad")
+    pd.testing.assert_frame_equal(back.obsm["sthisto_morphology"], synthetic_adata.obsm["sthisto_morphology"])
+    table = back.uns["sthisto_nuclei"]["nuclei"]
+    assert len(table) == len(synthetic_adata.uns["sthisto_nuclei"]["nuclei"])
+    assert back.uns["sthisto_nuclei"]["params"]["method"] == "watershed"
