@@ -1,12 +1,14 @@
 """Numba kernels for nuclei: hematoxylin channel and per-label shape measurements.
 
-:func:`measure` walks a label image once with per-label accumulators (no Python loop over
-objects) and returns, for every label, the quantities :func:`skimage.measure.regionprops`
-defines: area, perimeter (skimage's 4-connected weighted-border definition), centroid,
-bounding box, second central moments → major/minor axis length, eccentricity and
-orientation, and extent. Circularity (``4π·area / perimeter²``) and aspect ratio
-(``major / minor``) are derived from them. All kernels are compiled with ``cache=True``
-and ``nogil=True`` so tiles can be measured in parallel threads.
+:func:`measure` walks a label image with per-label accumulators (no Python loop over
+objects: one pass marks the labels present, one marks border pixels, one accumulates
+areas, bounding boxes, integer moment sums per horizontal run and perimeter codes) and
+returns, for every label, the quantities :func:`skimage.measure.regionprops` defines:
+area, perimeter (skimage's 4-connected weighted-border definition), centroid, bounding
+box, second central moments → major/minor axis length, eccentricity and orientation, and
+extent. Circularity (``4π·area / perimeter²``) and aspect ratio (``major / minor``) are
+derived from them. All kernels are compiled with ``cache=True`` and ``nogil=True`` so
+tiles can be measured in parallel threads.
 """
 
 from __future__ import annotations
