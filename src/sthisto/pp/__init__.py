@@ -1,6 +1,7 @@
 """Preprocessing: nuclei, image features, spot graph and gene graphs into AnnData."""
 
 from . import nuclei
+from ._go._graph import gene_ontology_graph
 from ._graph import hop_rings, knn_graph, spatial_graph
 from ._image_features import image_features
 from ._nuclei_features import nuclei_features
@@ -11,4 +12,5 @@ __all__ = [
     "segment_nuclei",
     "nuclei_features",
     "nuclei",
-    "patches", "image_features", "spatial_graph", "hop_rings", "knn_graph"]
+    "patches", "image_features", "spatial_graph", "hop_rings", "knn_graph",
+    "gene_ontology_graph"]

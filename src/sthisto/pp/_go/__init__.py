@@ -1,0 +1,1 @@
+"""Gene Ontology gene graph: OBO/GAF readers, exact fast similarity, AnnData wrapper."""
