@@ -32,6 +32,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -151,16 +160,17 @@ def run_fold(data: str, epochs: int) -> dict:
     t_prep = time.perf_counter() - t0
     rss_before = _rss_mb()
     train, test = adatas[:2], adatas[2]
-    t1 = time.perf_counter()
+    t1, c1, load0 = time.perf_counter(), _cpu_s(), _load()
     model = st.tl.fit(train, genes=genes, epochs=epochs, device="cpu", progress=False)
-    t_fit = time.perf_counter() - t1
+    t_fit, cpu_fit = time.perf_counter() - t1, _cpu_s() - c1
     t2 = time.perf_counter()
     pred = model.predict(test)
     t_pred = time.perf_counter() - t2
     pcc = _pearson_per_gene(log_targets(test, genes), pred)
     return {
         "data": data, "spots": [a.n_obs for a in adatas], "genes": len(genes), "epochs": epochs,
-        "features": feats, "go": go, "prep_s": t_prep, "fit_s": t_fit, "predict_s": t_pred,
+        "features": feats, "go": go, "prep_s": t_prep, "fit_s": t_fit, "fit_cpu_s": cpu_fit,
+        "load_avg": [load0, _load()], "predict_s": t_pred,
         "rss_before_fit_mb": rss_before, "peak_rss_mb": _peak_rss_mb(),
         "mean_pcc": float(np.nanmean(pcc)), "final_loss": model.history.iloc[-1].to_dict(),
     }
@@ -227,8 +237,8 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
         "",
         "hidden_dims=(256, 512), γ=0.6, all modules on, AdamW lr 1e-4, one section per step.",
         "",
-        "| data | spots | genes | epochs | fit (s) | predict (s) | peak RSS (MB) | test mean PCC | features | GO prior |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| data | spots | genes | epochs | fit wall (s) | fit CPU (s) | load avg (start/end) | predict (s) | peak RSS (MB) | test mean PCC | features | GO prior |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in folds:
         if "error" in f:
@@ -236,7 +246,8 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
             continue
         lines.append(
             f"| {f['data']} | {'/'.join(map(str, f['spots']))} | {f['genes']} | {f['epochs']} | "
-            f"{f['fit_s']:.1f} | {f['predict_s']:.2f} | {f['peak_rss_mb']:.0f} | {f['mean_pcc']:.3f} | "
+            f"{f['fit_s']:.1f} | {f.get('fit_cpu_s', float('nan')):.1f} | "
+            f"{'/'.join(f'{x:.1f}' for x in f.get('load_avg', []))} | {f['predict_s']:.2f} | {f['peak_rss_mb']:.0f} | {f['mean_pcc']:.3f} | "
             f"{f['features']} | {f['go']} |"
         )
     lines += [

@@ -21,7 +21,7 @@ _PRODUCERS = {
     "deep": "sthisto.pp.image_features",
     "morphology": "sthisto.pp.nuclei_features",
     "topology": "sthisto.pp.nuclei_features",
-    "texture": "sthisto.pp.texture_features",
+    "texture": "sthisto.pp.image_features(adata, model='texture')",
 }
 
 
