@@ -28,7 +28,7 @@ DENSE_MAX = 5000  # genes; above this the similarity is stored as a sparse top-k
 
 @cache
 def bundled() -> tuple[Ontology, Annotations]:
-    """The bundled GO 2019-01-29 + GOA human snapshot (GO Consortium, CC BY 4.0)."""
+    """Load the bundled GO 2019-01-29 + GOA human snapshot (GO Consortium, CC BY 4.0)."""
     path = files("sthisto.datasets").joinpath("_data", "go", BUNDLED)
     with path.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
         return Ontology.from_arrays(z), Annotations.from_arrays(z)
