@@ -1,0 +1,226 @@
+"""``sthisto.pp.gene_embeddings``: Gene2Vec vectors for the gene nodes of M2TGLGO."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+
+from sthisto import _constants as K
+from sthisto._docs import doc_params
+from sthisto._logging import logger
+from sthisto._settings import settings
+from sthisto._utils import copy_or_self, save_data
+from sthisto._validate import unique_var_names
+
+METHODS = ("gene2vec",)
+
+
+def _stable_hash(text: str) -> int:
+    """Process-independent hash for gensim's vector seeding (Python's ``hash`` is salted)."""
+    return zlib.crc32(str(text).encode("utf-8"))
+
+
+def _log_expression(a: AnnData, layer: str | None) -> np.ndarray:
+    x = a.layers[layer] if layer is not None else a.X
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all() or (x < 0).any():
+        raise ValueError("gene_embeddings needs finite, non-negative counts in X (or layer=)")
+    total = x.sum(axis=1, keepdims=True)
+    return np.log1p(x / np.maximum(total, 1e-12) * 1e4)
+
+
+def coexpressed_pairs(
+    a: AnnData, *, layer: str | None = None, min_corr: float = 0.5, n_neighbors: int = 3,
+    max_pairs: int = 50_000, block: int = 2048,
+) -> list[tuple[str, str]]:
+    """Gene pairs of one section: Pearson r ≥ ``min_corr`` on log-normalised expression
+    (strongest ``max_pairs``), plus each gene's ``n_neighbors`` most correlated partners.
+    """  # noqa: D205
+    x = _log_expression(a, layer)
+    sd = x.std(axis=0)
+    keep = np.flatnonzero(sd > 0)
+    if keep.size < 2 or x.shape[0] < 3:
+        return []
+    z = (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
+    n, g = z.shape
+    names = np.asarray(a.var_names)[keep]
+    ii, jj, rr = [], [], []
+    nn = int(min(n_neighbors, g - 1))
+    for s in range(0, g, block):
+        e = min(g, s + block)
+        c = z[:, s:e].T @ z / n  # (blk, g) Pearson r
+        c[np.arange(e - s), np.arange(s, e)] = -np.inf
+        r, col = np.nonzero(c >= min_corr)
+        ii.append(r + s)
+        jj.append(col)
+        rr.append(c[r, col])
+        if nn > 0:
+            top = np.argpartition(-c, nn - 1, axis=1)[:, :nn]
+            rows = np.repeat(np.arange(e - s), nn)
+            ii.append(rows + s)
+            jj.append(top.ravel())
+            rr.append(np.full(rows.size, np.inf))  # always kept
+    i, j, r = np.concatenate(ii), np.concatenate(jj), np.concatenate(rr)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    order = np.lexsort((hi, lo, -r))
+    lo, hi, r = lo[order], hi[order], r[order]
+    _, first = np.unique(lo.astype(np.int64) * g + hi, return_index=True)
+    first = np.sort(first)
+    forced = first[np.isinf(r[first])]
+    rest = first[~np.isinf(r[first])][: max(0, int(max_pairs))]
+    sel = np.concatenate([forced, rest])
+    return [(str(names[p]), str(names[q])) for p, q in zip(lo[sel], hi[sel], strict=True)]
+
+
+def _load_vectors(path: Path):
+    from gensim.models import KeyedVectors
+
+    if not path.is_file():
+        raise FileNotFoundError(f"gene vector file {path} does not exist")
+    binary_first = path.suffix in (".bin", ".gz") and ".txt" not in path.suffixes
+    errors = []
+    for binary, no_header in ((binary_first, False), (not binary_first, False), (False, True)):
+        try:
+            return KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=no_header)
+        except Exception as err:  # noqa: BLE001 - try the next word2vec flavour, report all below
+            errors.append(f"binary={binary}, no_header={no_header}: {err}")
+    raise ValueError(f"could not read {path} as word2vec text or binary vectors: " + " | ".join(errors))
+
+
+@doc_params
+def gene_embeddings(
+    adata: AnnData,
+    *,
+    method: str = "gene2vec",
+    path: str | os.PathLike | None = None,
+    adatas: Sequence[AnnData] | None = None,
+    layer: str | None = None,
+    dim: int = 200,
+    window: int = 1,
+    epochs: int = 10,
+    negative: int = 5,
+    min_corr: float = 0.5,
+    n_neighbors: int = 3,
+    max_pairs: int = 50_000,
+    seed: int | None = None,
+    key_added: str = K.GENE2VEC,
+    copy: bool = False,
+) -> AnnData | None:
+    """Gene embeddings (Gene2Vec) for every gene in ``var_names``.
+
+    With ``path``, pretrained vectors are read with gensim ``KeyedVectors`` (word2vec text
+    or binary format, e.g. the published 200-d Gene2Vec file). Otherwise Gene2Vec is trained
+    as its authors did: gensim Word2Vec skip-gram on "sentences" that are co-expressed gene
+    pairs, here mined from the sections ``adatas`` (log-normalised expression; pairs with
+    Pearson r ≥ ``min_corr`` plus each gene's ``n_neighbors`` best partners), with one
+    worker and a fixed seed so the vectors are reproducible. Genes without a vector get
+    the mean vector and are flagged.
+
+    Parameters
+    ----------
+    {adata}
+    method
+        ``"gene2vec"``.
+    path
+        Word2vec text/binary file of pretrained gene vectors; ``None`` trains on ``adatas``.
+    adatas
+        Sections to mine co-expressed pairs from (counts in ``X`` or ``layer``);
+        ``None`` uses ``adata``.
+    layer
+        Layer of counts instead of ``X``.
+    dim
+        Vector size (200 as in Gene2Vec and M2TGLGO).
+    window
+        Skip-gram window (1: a pair is one context).
+    epochs
+        Training epochs.
+    negative
+        Negative samples per positive pair.
+    min_corr
+        Pearson correlation threshold for a co-expressed pair.
+    n_neighbors
+        Most correlated partners added per gene regardless of ``min_corr``.
+    max_pairs
+        Cap on thresholded pairs per section (strongest first).
+    {seed}
+    key_added
+        Key in ``adata.varm``.
+    {copy}
+
+    Returns
+    -------
+    {returns_copy} Writes
+
+    - ``adata.varm['{{key_added}}']``: float32 (n_vars × dim) gene vectors.
+    - ``adata.var['{{key_added}}_missing']``: True where the gene had no vector (mean vector used).
+    - ``adata.uns['{{key_added}}']``: ``params``, ``coverage`` (fraction of genes with a
+      vector), ``n_missing``, ``n_pairs`` (training only).
+    """
+    adata = copy_or_self(adata, copy)
+    unique_var_names(adata)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    seed = settings.resolve_seed(seed)
+    names = adata.var_names.astype(str).tolist()
+    info: dict = {}
+    if path is not None:
+        kv = _load_vectors(Path(path))
+        dim = int(kv.vector_size)
+    else:
+        if int(dim) < 1 or int(epochs) < 1:
+            raise ValueError(f"dim and epochs must be positive, got dim={dim}, epochs={epochs}")
+        from gensim.models import Word2Vec
+
+        sections = [adata] if adatas is None else list(adatas)
+        if not sections or not all(isinstance(a, AnnData) for a in sections):
+            raise TypeError("adatas must be a non-empty sequence of AnnData sections")
+        pairs = []
+        for a in sections:
+            pairs += coexpressed_pairs(a, layer=layer, min_corr=min_corr, n_neighbors=n_neighbors,
+                                       max_pairs=max_pairs)
+        if not pairs:
+            raise ValueError(
+                "no co-expressed gene pairs found (sections with < 3 spots or constant genes); "
+                "pass more sections with adatas=, lower min_corr, or give pretrained vectors with path=."
+            )
+        rng = np.random.default_rng(seed)
+        sentences = [list(pairs[i]) for i in rng.permutation(len(pairs))]
+        model = Word2Vec(
+            sentences, vector_size=int(dim), window=int(window), min_count=1, sg=1, negative=int(negative),
+            workers=1, seed=seed, epochs=int(epochs), hashfxn=_stable_hash, sample=0,
+        )
+        kv = model.wv
+        info["n_pairs"] = len(pairs)
+    have = np.array([n in kv.key_to_index for n in names], dtype=bool)
+    if not have.any():
+        raise ValueError(
+            f"no gene of var_names (e.g. {names[:3]}) has a vector; the vectors cover e.g. "
+            f"{list(kv.index_to_key[:3])}. Use gene symbols as var_names."
+        )
+    emb = np.empty((len(names), int(dim)), dtype=np.float32)
+    emb[have] = np.stack([kv[n] for n, h in zip(names, have, strict=True) if h]).astype(np.float32)
+    emb[~have] = emb[have].mean(axis=0)
+    coverage = float(have.mean())
+    log = logger.warning if coverage < 0.5 else logger.info
+    log("gene_embeddings: %d of %d genes have a vector (%.1f%%); the rest get the mean vector",
+        int(have.sum()), len(names), 100 * coverage)
+    save_data(adata, attr="varm", key=key_added, data=emb)
+    save_data(adata, attr="var", key=f"{key_added}_missing", data=~have)
+    info.update({
+        "params": {"method": method, "path": "" if path is None else str(path), "dim": int(dim),
+                   "window": int(window), "epochs": int(epochs), "negative": int(negative),
+                   "min_corr": float(min_corr), "n_neighbors": int(n_neighbors), "max_pairs": int(max_pairs),
+                   "seed": int(seed), "layer": layer or "",
+                   "n_sections": 0 if path is not None else (1 if adatas is None else len(adatas))},
+        "coverage": coverage,
+        "n_missing": int((~have).sum()),
+    })
+    save_data(adata, attr="uns", key=key_added, data=info)
+    return adata if copy else None
