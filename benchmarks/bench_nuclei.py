@@ -175,6 +175,22 @@ def part_memmap(size: int, n_jobs: int, path: str) -> dict:
             "mp_per_s": size * size / 1e6 / t_seg}
 
 
+def part_figure(name: str = "C2") -> dict:
+    """Nuclei outlines over H&E for the spot with most nuclei, saved with sthisto.pl.nuclei."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import sthisto as st
+
+    adata = st.read.legacy_st(DATA / "counts" / f"{name}.tsv.gz", DATA / "spots" / f"{name}_selection.tsv",
+                              DATA / "images" / f"{name}.jpg", load_fullres=True)
+    st.pp.segment_nuclei(adata, n_jobs=2)
+    ax = st.pl.nuclei(adata)
+    out = RESULTS.parent / f"nuclei_{name}_spot.png"
+    ax.figure.savefig(out, dpi=110, bbox_inches="tight")
+    return {"figure": str(out.relative_to(ROOT)), "title": ax.get_title()}
+
+
 def _sub(*args) -> dict:
     out = subprocess.run([sys.executable, __file__, "--json", *map(str, args)], check=True,
                          capture_output=True, text=True, cwd=ROOT)
@@ -183,7 +199,7 @@ def _sub(*args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--part", default="all", choices=["all", "kernel", "throughput", "sections", "memmap"])
+    p.add_argument("--part", default="all", choices=["all", "kernel", "throughput", "sections", "memmap", "figure"])
     p.add_argument("--json", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--memmap-size", type=int, default=20000)
     p.add_argument("--memmap-path", default="/tmp/sthisto_bench_20k.npy")
@@ -193,7 +209,7 @@ def main() -> None:
         fn = {"kernel": part_kernel, "throughput": lambda j, b: part_throughput(int(j), b),
               "section": lambda s, j: part_section(s, int(j)),
               "memmap": lambda s, j, path: part_memmap(int(s), int(j), path),
-              "make": lambda s, path: part_make_memmap(int(s), path)}[kind]
+              "make": lambda s, path: part_make_memmap(int(s), path), "figure": part_figure}[kind]
         print(json.dumps(fn(*rest)))
         return
     lines = [f"# Nuclei benchmarks\n\nMachine: {platform.processor() or platform.machine()}, "
@@ -239,6 +255,9 @@ def main() -> None:
                   "\nPeak RSS (ru_maxrss) counts the memory-mapped pages that were read (file-backed, "
                   "reclaimable); peak anonymous RSS (RssAnon sampled every 50 ms) is the memory the "
                   "process itself allocated. The slide is written by a separate process first.\n"]
+    if args.part in ("all", "figure"):
+        r = _sub("figure", "C2")
+        lines += [f"## Nuclei outlines (`sthisto.pl.nuclei`, C2, {r['title']})\n", f"![nuclei]({Path(r['figure']).name})\n"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.part == "all":
