@@ -82,12 +82,12 @@ def term_block(anc: sp.csr_matrix, depth: np.ndarray, terms: np.ndarray, *, chun
     mt = m.T.tocsr()
     d = depth[terms].astype(np.float64)
     k = len(terms)
-    out = np.empty((k, k), dtype=np.float64)
+    out = np.zeros((k, k), dtype=np.float64)  # toarray(out=) adds into the buffer
     for s in range(0, k, chunk):
         e = min(k, s + chunk)
-        blk = (m[s:e] @ mt).toarray()
+        blk = out[s:e]
+        (m[s:e] @ mt).toarray(out=blk)
         blk /= np.maximum.outer(d[s:e], d)
-        out[s:e] = blk
     return out
 
 
@@ -148,9 +148,11 @@ def gene_similarity(
     for terms in _domains(ont, used):
         b = term_block(anc, ont.depth, terms)
         g = weights[:, terms].tocsr()
-        z = (b > 0).astype(np.float32) if norm == "positive_pairs" else None
+        z = (b > 0).astype(np.float64) if norm == "positive_pairs" else None
         gi = inc[:, terms].tocsr() if norm == "positive_pairs" else None
         groups.append((b, g, z, gi))
+
+    from ._kernels import topk_kernel
 
     if block_size is None:
         block_size = int(max(32, min(n_genes, (1 << 23) // max(n_genes, 1))))
@@ -165,28 +167,24 @@ def gene_similarity(
         starts = progress(starts, desc="GO similarity", total=len(starts))
     for s in starts:
         e = min(n_genes, s + block_size)
-        blk = np.zeros((e - s, n_genes))
-        pos = np.zeros((e - s, n_genes)) if norm == "positive_pairs" else None
+        acc = np.zeros((n_genes, e - s))  # S[blk]ᵀ, accumulated contiguously per domain
+        pos = np.zeros((n_genes, e - s)) if norm == "positive_pairs" else None
         for b, g, z, gi in groups:
-            y = g[s:e] @ b  # (blk, K_d) dense
-            blk += (g @ y.T).T
+            y = np.ascontiguousarray((g[s:e] @ b).T)  # (K_d, blk) = B Ĝ[blk]ᵀ (B symmetric)
+            acc += g @ y
             if pos is not None:
-                y0 = gi[s:e] @ z
-                pos += (gi @ y0.T.astype(np.float64)).T
+                y0 = np.ascontiguousarray((gi[s:e] @ z).T)
+                pos += gi @ y0
+        blk = np.ascontiguousarray(acc.T)
+        if pos is not None:
+            pos = np.ascontiguousarray(pos.T)
         if pos is not None:
             np.divide(blk, pos, out=blk, where=pos > 0)
             blk[pos == 0] = 0.0
         if dense:
             full[s:e] = blk
-        local = np.arange(e - s)
-        blk_self = blk[local, np.arange(s, e)].copy()
-        blk[local, np.arange(s, e)] = -np.inf
-        idx = np.argpartition(-blk, k - 1, axis=1)[:, :k]
-        val = np.take_along_axis(blk, idx, axis=1)
-        order = np.argsort(-val, axis=1, kind="stable")
-        idx = np.take_along_axis(idx, order, axis=1)
-        val = np.take_along_axis(val, order, axis=1)
-        top_i[s:e], top_v[s:e] = idx, val
+        idx, val = top_i[s:e], top_v[s:e]
+        topk_kernel(blk, s, k, idx, val)
         if norm == "paper":
             th = val.mean(axis=1)
             theta[s:e] = th
@@ -196,10 +194,11 @@ def gene_similarity(
             cols.append(idx[r, c])
         else:
             theta[s:e] = threshold
+            local = np.arange(e - s)
+            blk[local, np.arange(s, e)] = -np.inf
             r, c = np.nonzero(blk > threshold)
             rows.append(r + s)
             cols.append(c)
-        blk[local, np.arange(s, e)] = blk_self
     r = np.concatenate(rows + [np.arange(n_genes)])
     c = np.concatenate(cols + [np.arange(n_genes)])
     adj = sp.csr_matrix((np.ones(r.size, dtype=np.float32), (r, c)), shape=(n_genes, n_genes))
