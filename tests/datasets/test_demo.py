@@ -42,3 +42,12 @@ def test_panel_is_in_every_demo_section(demo):
     assert len(panel) == len(set(panel)) == 785
     for adata in demo:
         assert set(panel) <= set(adata.var_names)
+
+
+def test_pretrained_gene2vec_covers_the_panel(demo):
+    adata = demo[0][:, st.datasets.her2st_panel()].copy()
+    st.pp.gene_embeddings(adata, path=st.datasets.her2st_gene2vec())
+    vectors = adata.varm["sthisto_gene2vec"]
+    assert vectors.shape == (785, 200)
+    assert not adata.var["sthisto_gene2vec_missing"].any()
+    assert np.isfinite(vectors).all() and np.linalg.norm(vectors, axis=1).min() > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib.resources import as_file, files
+from pathlib import Path
 
 from anndata import AnnData
 
@@ -66,3 +67,18 @@ def her2st_panel() -> list[str]:
     """
     text = files("sthisto.datasets").joinpath("_data", "hist2st_panel_785.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def her2st_gene2vec() -> Path:
+    """Return the path of the demo's pretrained Gene2Vec vectors (word2vec text, gzip).
+
+    200-d vectors for the 785 panel genes, trained by ``scripts/build_her2st_gene2vec.py``
+    on the count tables of the HER2ST patients *other* than C (A, B, D–H), so they carry
+    no information about the demo sections. Load them with
+    ``sthisto.pp.gene_embeddings(adata, path=sthisto.datasets.her2st_gene2vec())``.
+
+    Returns
+    -------
+    Path to ``her2st_gene2vec_785.txt.gz`` inside the package.
+    """
+    return Path(str(files("sthisto.datasets").joinpath("_data", "her2st_gene2vec_785.txt.gz")))
