@@ -147,20 +147,12 @@ def run_demo(args) -> int:
     timings["total"] = time.perf_counter() - t_start
 
     print("\nPer-gene PCC on held-out sections (leave-one-section-out over C2, C3, C4):")
-    print(table.to_markdown() if _has_tabulate() else table.to_string())
+    print(table.to_markdown())
     print("\n" + "\n".join(f"  {p}: {d}" for p, d in df.attrs["protocols"].items()))
     _write_report(out, table, df, timings, figures, epochs)
     print(f"\nwrote {out / 'report.md'} and {len(figures)} figures in {out}/ ({timings['total']:.0f} s)")
     logger.info("demo timings: %s", json.dumps(timings))
     return 0
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _write_report(out: Path, table: pd.DataFrame, df: pd.DataFrame, timings, figures, epochs) -> None:
@@ -173,7 +165,7 @@ def _write_report(out: Path, table: pd.DataFrame, df: pd.DataFrame, timings, fig
         "",
         "## Mean ± sd over test sections of the per-gene PCC",
         "",
-        table.to_string(),
+        table.to_markdown(),
         "",
         "Protocols:",
         *[f"- `{p}`: {d}" for p, d in df.attrs["protocols"].items()],
