@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results" / "model.md"
-DEEP_DIM, MORPH_DIM, TOPO_DIM, GENE_EMB_DIM = 2048, 14, 3, 200
+DEEP_DIM, MORPH_DIM, TOPO_DIM, GENE_EMB_DIM = 2048, 14, 3, 200  # ResNet50 width, nuclei features
 
 
 def _peak_rss_mb() -> float:
@@ -49,7 +49,7 @@ def _rss_mb() -> float:
 def _go_prior(adata, genes, seed=0):
     """Random GO-like gene graph (≈10 neighbours per gene, self loops) + 200-d embeddings.
 
-    Used only when sthisto.pp.gene_ontology_graph / gene_embeddings are unavailable; the
+    Used for synthetic sections (their genes are not in GO) and the scaling runs; the
     cost of the gene head depends on the graph size, not on its content.
     """
     import scipy.sparse as sp
@@ -57,66 +57,23 @@ def _go_prior(adata, genes, seed=0):
     rng = np.random.default_rng(seed)
     c = adata.n_vars
     pos = adata.var_names.get_indexer(genes)
-    a = sp.lil_matrix((c, c), dtype=np.float32)
-    for i in pos:
-        a[i, rng.choice(pos, 10, replace=False)] = 1
-    a = a.tocsr()
+    rows = np.repeat(pos, 10)
+    cols = np.concatenate([rng.choice(pos, 10, replace=False) for _ in pos])
+    a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(c, c))
     a = ((a + a.T + sp.identity(c)) > 0).astype(np.float32)
     adata.varp["sthisto_go_connectivities"] = sp.csr_matrix(a)
     adata.varm["sthisto_gene2vec"] = rng.normal(size=(c, GENE_EMB_DIM)).astype(np.float32)
 
 
-def _image_stand_in_features(adata, proj):
-    """Per-spot colour statistics from the hires image, widened to the real feature widths.
-
-    morphology (14-d) and topology (3-d): mean/std/percentiles of RGB and hematoxylin
-    inside the spot disk; deep (2048-d, like ResNet50): a fixed random projection of a
-    48-bin colour histogram. Stand-ins for sthisto.pp.nuclei_features / image_features.
-    """
-    import pandas as pd
-    from skimage.color import rgb2hed
-
-    import sthisto as st
-    from sthisto._image import image_and_scale
-
-    img, scale = image_and_scale(adata)[:2]
-    img = np.asarray(img)[..., :3]
-    hem = rgb2hed(img)[..., 0]
-    r = max(2, int(st._image.spot_diameter_px(adata) * scale / 2))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = yy**2 + xx**2 <= r**2
-    morph, topo, hist = [], [], []
-    for x, y in np.asarray(adata.obsm["spatial"]) * scale:
-        x, y = int(round(x)), int(round(y))
-        sl = (slice(max(y - r, 0), y + r + 1), slice(max(x - r, 0), x + r + 1))
-        m = disk[: img[sl].shape[0], : img[sl].shape[1]]
-        px, h = img[sl][m].astype(float), hem[sl][m]
-        morph.append(np.r_[px.mean(0), px.std(0), np.percentile(h, [10, 25, 50, 75, 90]), h.mean(), h.std(), (h > h.mean()).mean()])
-        topo.append([np.percentile(h, 95), h.max(), h.min()])
-        hist.append(np.concatenate([np.histogram(px[:, c], 16, (0, 255))[0] for c in range(3)]) / len(px))
-    idx = adata.obs_names
-    adata.obsm["sthisto_morphology"] = pd.DataFrame(np.array(morph), index=idx)
-    adata.obsm["sthisto_topology"] = pd.DataFrame(np.array(topo), index=idx)
-    adata.obsm["sthisto_deep"] = np.tanh(np.array(hist) @ proj).astype(np.float32)
-
-
 def _demo_sections():
+    """HER2ST C2-C4 through the real pipeline of ``sthisto demo`` (nuclei, texture, graph, GO, Gene2Vec)."""
     import sthisto as st
+    from sthisto._demo import MODALITIES, _prepare_sections
 
-    adatas = st.datasets.her2st_demo()
-    genes = st.datasets.her2st_panel()
-    have_pp = all(hasattr(st.pp, f) for f in ("segment_nuclei", "nuclei_features", "image_features"))
-    proj = np.random.default_rng(0).normal(size=(48, DEEP_DIM)) / 4
-    for a in adatas:
-        if have_pp:
-            st.pp.segment_nuclei(a)
-            st.pp.nuclei_features(a)
-            st.pp.image_features(a)
-        else:
-            _image_stand_in_features(a, proj)
-        st.pp.spatial_graph(a, n_neighs=6)
-    feats = "sthisto.pp features" if have_pp else "stand-in colour features (pp image/nuclei features not yet available)"
-    return adatas, genes, feats
+    adatas = _prepare_sections(st.datasets.her2st_demo(), timings={})
+    dims = {m: np.asarray(adatas[0].obsm[st._constants.MODALITY_KEYS.get(m, m)]).shape[1] for m in MODALITIES}
+    feats = "sthisto pp: " + ", ".join(f"{m} {d}-d" for m, d in dims.items())
+    return adatas, st.datasets.her2st_panel(), feats, list(MODALITIES), True
 
 
 def _synthetic_sections(n_spots=600, n_genes=785):
@@ -136,7 +93,8 @@ def _synthetic_sections(n_spots=600, n_genes=785):
         a.obsm["sthisto_topology"] = pd.DataFrame(-z[:, :1] + 0.3 * rng.normal(size=(n, TOPO_DIM)), index=a.obs_names)
         st.pp.spatial_graph(a)
         adatas.append(a)
-    return adatas, list(adatas[0].var_names), "features = noisy projections of the planted latents (2048/14/3-d)"
+    feats = "noisy projections of the planted latents: deep 2048-d, morphology 14-d, topology 3-d"
+    return adatas, list(adatas[0].var_names), feats, ["deep", "morphology", "topology"], False
 
 
 def run_fold(data: str, epochs: int) -> dict:
@@ -148,12 +106,9 @@ def run_fold(data: str, epochs: int) -> dict:
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    adatas, genes, feats = _demo_sections() if data == "demo" else _synthetic_sections()
-    have_go = hasattr(st.pp, "gene_ontology_graph") and hasattr(st.pp, "gene_embeddings")
+    adatas, genes, feats, modalities, have_go = _demo_sections() if data == "demo" else _synthetic_sections()
     if have_go:
-        st.pp.gene_ontology_graph(adatas[0])
-        st.pp.gene_embeddings(adatas[0])
-        go = "sthisto.pp GO graph + embeddings"
+        go = "GO 2019-01-29 graph (pp.gene_ontology_graph) + HER2ST Gene2Vec (pp.gene_embeddings)"
     else:
         _go_prior(adatas[0], genes)
         go = "random GO-like gene graph (~20 edges/gene) + random 200-d embeddings"
@@ -161,7 +116,7 @@ def run_fold(data: str, epochs: int) -> dict:
     rss_before = _rss_mb()
     train, test = adatas[:2], adatas[2]
     t1, c1, load0 = time.perf_counter(), _cpu_s(), _load()
-    model = st.tl.fit(train, genes=genes, epochs=epochs, device="cpu", progress=False)
+    model = st.tl.fit(train, genes=genes, modalities=modalities, epochs=epochs, device="cpu", progress=False)
     t_fit, cpu_fit = time.perf_counter() - t1, _cpu_s() - c1
     t2 = time.perf_counter()
     pred = model.predict(test)

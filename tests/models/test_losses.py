@@ -143,3 +143,18 @@ def test_sonrm_gram_and_gather_paths_agree(monkeypatch):
     (g_gather,) = torch.autograd.grad(gather, h)
     assert gather.item() == pytest.approx(gram.item(), rel=1e-12)
     torch.testing.assert_close(g_gather, g_gram)
+
+
+def test_reconstruction_dense_blocks_agree(monkeypatch):
+    from sthisto.models import _losses
+
+    _, conn = _grid(49)
+    h = torch.randn(49, 5, dtype=torch.float64, requires_grad=True)
+    ei = torch.tensor(edge_index(conn))
+    one = reconstruction_loss(h, ei)
+    (g_one,) = torch.autograd.grad(one, h)
+    monkeypatch.setattr(_losses, "DENSE_BLOCK", 49 * 5)  # 10 checkpointed row blocks
+    blocks = reconstruction_loss(h, ei)
+    (g_blocks,) = torch.autograd.grad(blocks, h)
+    assert blocks.item() == pytest.approx(one.item(), rel=1e-12)
+    torch.testing.assert_close(g_blocks, g_one)
