@@ -54,7 +54,7 @@ def main() -> None:
         for _ in range(3):
             t0 = time.perf_counter()
             df = st.tl.cross_validate(adatas, method=method, protocol=PROTOCOLS, n_top=N_TOP,
-                                      features=["deep"], n_candidates=None)
+                                      modalities=["deep"], n_candidates=None)
             times.append(time.perf_counter() - t0)
         fit_s = sum(t["fit_s"] for t in df.attrs["timings"])
         pcc = df[df.metric == "pcc"].groupby(["gene_set", "protocol"])["value"].mean()

@@ -136,7 +136,7 @@ def run_demo(args) -> int:
     fit_kwargs = {"m2tglgo": {"epochs": epochs, "device": args.device}}
     with _step(f"leave-one-section-out CV ({', '.join(METHODS)}; M2TGLGO {epochs} epochs)", timings):
         df, per_gene = st.tl.cross_validate(
-            adatas, method=list(METHODS), protocol=list(PROTOCOLS), n_top=50, features=MODALITIES,
+            adatas, method=list(METHODS), protocol=list(PROTOCOLS), n_top=50, modalities=MODALITIES,
             fit_kwargs=fit_kwargs, n_candidates=None, seed=0, return_per_gene=True,
         )
     df.to_csv(out / "cv_results.csv", index=False)

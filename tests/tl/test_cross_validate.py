@@ -17,7 +17,7 @@ def sections(synthetic_sections):
 def test_tidy_output_and_labels(sections):
     df, per_gene = st.tl.cross_validate(
         sections, method=["ridge", "knn", "mean"], protocol=["paper", "selected", "hest"],
-        n_top=10, n_candidates=30, features=["deep"], return_per_gene=True,
+        n_top=10, n_candidates=30, modalities=["deep"], return_per_gene=True,
         section_names=["A", "B", "C"],
     )
     assert list(df.columns) == ["fold", "test_section", "method", "gene_set", "protocol", "metric", "value"]
@@ -50,7 +50,7 @@ def test_tidy_output_and_labels(sections):
 
 
 def test_genes_chosen_on_training_sections(sections):
-    df = st.tl.cross_validate(sections, method="ridge", n_top=8, features=["deep"],
+    df = st.tl.cross_validate(sections, method="ridge", n_top=8, modalities=["deep"],
                               section_names=["A", "B", "C"])
     for fold, test in zip("ABC", range(3), strict=True):
         train = [s for i, s in enumerate(sections) if i != test]
@@ -60,7 +60,7 @@ def test_genes_chosen_on_training_sections(sections):
 
 def test_hest_pools_the_test_split_with_groups(sections):
     df, per_gene = st.tl.cross_validate(
-        sections, method="ridge", protocol="hest", n_top=6, features=["deep"],
+        sections, method="ridge", protocol="hest", n_top=6, modalities=["deep"],
         groups=["p1", "p1", "p2"], section_names=["A", "B", "C"], return_per_gene=True,
     )
     assert set(df["fold"]) == {"p1", "p2"}
@@ -77,8 +77,8 @@ def test_hest_pools_the_test_split_with_groups(sections):
 def test_callable_method(sections):
     calls = []
 
-    def oracle(train, *, genes, features, layer, seed, scale=1.0):
-        calls.append((len(train), tuple(features), seed, scale))
+    def oracle(train, *, genes, modalities, layer, seed, scale=1.0):
+        calls.append((len(train), tuple(modalities), seed, scale))
 
         class Predictor:
             def predict(self, adata):
@@ -86,7 +86,7 @@ def test_callable_method(sections):
 
         return Predictor()
 
-    df = st.tl.cross_validate(sections, method=oracle, n_top=5, features=["deep"], seed=3,
+    df = st.tl.cross_validate(sections, method=oracle, n_top=5, modalities=["deep"], seed=3,
                               fit_kwargs={"scale": 2.0})
     pcc = df[df.metric == "pcc"]["value"]
     assert np.allclose(pcc, 1.0) and set(df["method"]) == {"oracle"}
@@ -110,7 +110,7 @@ def test_m2tglgo_branch_uses_fit_and_predict(sections, monkeypatch):
 
     monkeypatch.setattr(st.tl, "fit", fake_fit)
     monkeypatch.setattr(st.tl, "predict", fake_predict)
-    df = st.tl.cross_validate(sections, n_top=5, features=["deep"], fit_kwargs={"epochs": 2})
+    df = st.tl.cross_validate(sections, n_top=5, modalities=["deep"], fit_kwargs={"epochs": 2})
     assert seen == {"n_train": 2, "modalities": ("deep",), "epochs": 2}
     assert np.allclose(df[df.metric == "pcc"]["value"], 1.0)
     assert set(df["method"]) == {"m2tglgo"}
@@ -130,15 +130,15 @@ def test_bad_input(sections):
     with pytest.raises(ValueError, match="two sections"):
         st.tl.cross_validate(sections, method="ridge", groups=["a", "a", "a"])
     with pytest.raises(KeyError, match="sthisto.pp.nuclei_features"):
-        st.tl.cross_validate(sections, method="ridge", features=["morphology"])
+        st.tl.cross_validate(sections, method="ridge", modalities=["morphology"])
 
 
 def test_per_method_fit_kwargs(sections):
-    df = st.tl.cross_validate(sections, method="knn", n_top=5, features=["deep"],
+    df = st.tl.cross_validate(sections, method="knn", n_top=5, modalities=["deep"],
                               fit_kwargs={"knn": {"n_neighbors": 1}})
-    df2 = st.tl.cross_validate(sections, method=["knn", "ridge"], n_top=5, features=["deep"],
+    df2 = st.tl.cross_validate(sections, method=["knn", "ridge"], n_top=5, modalities=["deep"],
                                fit_kwargs={"knn": {"n_neighbors": 1}})
     one = df[df.metric == "mse"]["value"].to_numpy()
     np.testing.assert_allclose(one, df2[(df2.metric == "mse") & (df2.method == "knn")]["value"])
-    default = st.tl.cross_validate(sections, method="knn", n_top=5, features=["deep"])
+    default = st.tl.cross_validate(sections, method="knn", n_top=5, modalities=["deep"])
     assert not np.allclose(one, default[default.metric == "mse"]["value"])

@@ -88,15 +88,15 @@ class _Method:
                 f"method must be 'm2tglgo', one of {BASELINES}, or a callable; got {method!r}"
             )
 
-    def fit(self, train, *, genes, features, layer, seed):
+    def fit(self, train, *, genes, modalities, layer, seed):
         kw = dict(self.fit_kwargs)
         if callable(self.method):
-            return self.method(train, genes=genes, features=features, layer=layer, seed=seed, **kw)
+            return self.method(train, genes=genes, modalities=modalities, layer=layer, seed=seed, **kw)
         if self.method == "m2tglgo":
             import sthisto as st
 
-            return st.tl.fit(train, genes=genes, modalities=features, layer=layer, seed=seed, **kw)
-        return fit_baseline(train, method=self.method, genes=genes, features=features,
+            return st.tl.fit(train, genes=genes, modalities=modalities, layer=layer, seed=seed, **kw)
+        return fit_baseline(train, method=self.method, genes=genes, features=modalities,
                             layer=layer, seed=seed, **kw)
 
     def predict(self, model, adata: AnnData, genes: list[str]) -> np.ndarray:
@@ -144,7 +144,7 @@ def cross_validate(
     protocol: str | Sequence[str] = "paper",
     n_top: int = 50,
     groups: Sequence | None = None,
-    features: Sequence[str] = ("deep", "morphology", "topology"),
+    modalities: Sequence[str] = ("deep", "morphology", "topology"),
     fit_kwargs: dict[str, Any] | None = None,
     layer: str | None = None,
     n_candidates: int | None = 1000,
@@ -166,7 +166,7 @@ def cross_validate(
     method
         ``"m2tglgo"`` (:func:`sthisto.tl.fit` / :func:`sthisto.tl.predict`), ``"ridge"``,
         ``"knn"``, ``"mean"``, a callable, or a list of these (compared on the same folds
-        and genes). A callable is called as ``method(train_adatas, genes=, features=,
+        and genes). A callable is called as ``method(train_adatas, genes=, modalities=,
         layer=, seed=, **fit_kwargs)`` and returns an object whose ``predict(adata)``
         returns an ``(n_obs, len(genes))`` array of log-normalised expression.
     protocol
@@ -176,8 +176,9 @@ def cross_validate(
         Number of HVG/HEG genes (``paper``, ``hest``) and of best genes (``selected``).
     groups
         One label per section; sections sharing a label are held out together.
-    features
-        Modality names or ``obsm`` keys used by every method.
+    modalities
+        Modality names (see :func:`sthisto.tl.fit`) or ``obsm`` keys; every method uses the
+        same blocks (the baselines concatenate them).
     fit_kwargs
         Extra keyword arguments of the fit function (e.g. ``{"epochs": 100}`` for
         M2TGLGO, ``{"n_neighbors": 5}`` for kNN), passed to every method; a dict keyed by
@@ -225,7 +226,7 @@ def cross_validate(
         runners.append(_Method(m, dict(fit_kwargs.get(name, {})) if per_method else fit_kwargs))
     if len({r.name for r in runners}) != len(runners):
         raise ValueError("methods must have distinct names.")
-    features = (features,) if isinstance(features, str) else tuple(features)
+    modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     names = _section_names(adatas, section_names)
     folds = _folds(names, groups)
     common = common_genes(adatas)  # genes shared by *all* sections, so the test section has them
@@ -242,7 +243,7 @@ def cross_validate(
             genes_used[fold] = _gene_sets(train, common, protocols, n_top, n_candidates, layer)
         for gene_set, genes in genes_used[fold].items():
             t0 = time.perf_counter()
-            model = runner.fit(train, genes=genes, features=features, layer=layer, seed=seed)
+            model = runner.fit(train, genes=genes, modalities=modalities, layer=layer, seed=seed)
             t1 = time.perf_counter()
             preds = [runner.predict(model, a, genes) for a in tests]
             t2 = time.perf_counter()
@@ -262,7 +263,7 @@ def cross_validate(
         "timings": timings,
         "params": {"method": [r.name for r in runners], "protocol": protocols, "n_top": n_top,
                    "groups": None if groups is None else [str(g) for g in groups],
-                   "features": list(features), "fit_kwargs": repr(fit_kwargs), "layer": layer,
+                   "modalities": list(modalities), "fit_kwargs": repr(fit_kwargs), "layer": layer,
                    "n_candidates": n_candidates, "seed": seed, "sections": names},
     }
     if return_per_gene:
