@@ -7,8 +7,19 @@ returns, for every label, the quantities :func:`skimage.measure.regionprops` def
 area, perimeter (skimage's 4-connected weighted-border definition), centroid, bounding
 box, second central moments → major/minor axis length, eccentricity and orientation, and
 extent. Circularity (``4π·area / perimeter²``) and aspect ratio (``major / minor``) are
-derived from them. All kernels are compiled with ``cache=True`` and ``nogil=True`` so
-tiles can be measured in parallel threads.
+derived from them.
+
+Convex features equal skimage's ``regionprops`` (``area_convex``, ``solidity``) and
+``skimage.measure.perimeter(image_convex)`` (the same 4-connected weighted-border
+perimeter as above): a third pass records each object's leftmost and rightmost pixel per
+row; the hull of their pixel-edge midpoints (skimage's ``offset_coordinates``) is built with
+a monotone chain in exact integer (doubled) coordinates and rasterised row by row, giving
+the pixel set that ``convex_hull_image`` selects (pixel centres inside or on the hull).
+Skeleton length is the number of pixels of ``skimage.morphology.skeletonize`` of the
+object's bounding-box crop (one compiled skimage call per object).
+
+All kernels are compiled with ``cache=True`` and ``nogil=True`` so tiles can be measured
+in parallel threads.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ _DIAG_STEP = (1.0 + math.sqrt(2.0)) / 2.0
 COLUMNS = (
     "label", "centroid_y", "centroid_x", "bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1",
     "area", "perimeter", "major_axis", "minor_axis", "eccentricity", "orientation",
-    "extent", "circularity", "aspect_ratio",
+    "extent", "circularity", "aspect_ratio", "convex_area", "solidity", "convex_perimeter",
+    "skeleton_length",
 )
 
 
@@ -218,6 +230,166 @@ def _finalize(area, ref, bbox, sums, perim):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _row_extremes(labels, lut, bbox):
+    """Leftmost and rightmost column (bbox-relative) of every label in every row of its bbox.
+
+    Row ``r`` of label ``k`` is at ``off[k] + r - bbox[k, 0]``; rows without a pixel of
+    the label keep ``hi = -1``. These pixels are the only ones whose corners can be
+    vertices of the label's convex hull.
+    """
+    h, w = labels.shape
+    n = bbox.shape[0]
+    off = np.zeros(n + 1, dtype=np.int64)
+    for k in range(n):
+        off[k + 1] = off[k] + bbox[k, 2] - bbox[k, 0]
+    lo = np.full(off[n], w, dtype=np.int64)
+    hi = np.full(off[n], -1, dtype=np.int64)
+    for i in range(h):
+        j = 0
+        while j < w:
+            lab = labels[i, j]
+            if lab <= 0:
+                j += 1
+                continue
+            j0 = j
+            while j < w and labels[i, j] == lab:
+                j += 1
+            k = lut[lab]
+            r = off[k] + i - bbox[k, 0]
+            if j0 - bbox[k, 1] < lo[r]:
+                lo[r] = j0 - bbox[k, 1]
+            if j - 1 - bbox[k, 1] > hi[r]:
+                hi[r] = j - 1 - bbox[k, 1]
+    return off, lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _hull_polygon(lo, hi, start, nrows):
+    """Convex hull (Andrew's monotone chain) of the pixel-edge midpoints of one object.
+
+    Coordinates are doubled so that they are integers: pixel ``(r, c)`` contributes
+    ``(2c ± 1, 2r)`` and ``(2c, 2r ± 1)`` (skimage's ``offset_coordinates``), relative to
+    the bounding box. Only the leftmost and rightmost point of each ``y`` can be a hull
+    vertex, so the candidates come out sorted by ``(y, x)`` without a sort. Collinear
+    points are dropped; the polygon turns left in ``(x, y)``, so the closed hull is
+    ``{p : cross(v[i+1] - v[i], p - v[i]) >= 0}``.
+    """
+    ny = 2 * nrows + 1  # y = -1 .. 2 * nrows - 1, stored at y + 1
+    xmin = np.full(ny, 2**62, dtype=np.int64)
+    xmax = np.full(ny, -(2**62), dtype=np.int64)
+    for r in range(nrows):
+        c1 = hi[start + r]
+        if c1 < 0:
+            continue
+        c0 = lo[start + r]
+        xmin[2 * r + 1] = min(xmin[2 * r + 1], 2 * c0 - 1)
+        xmax[2 * r + 1] = max(xmax[2 * r + 1], 2 * c1 + 1)
+        for t in (2 * r, 2 * r + 2):
+            xmin[t] = min(xmin[t], 2 * c0)
+            xmax[t] = max(xmax[t], 2 * c1)
+    xs = np.empty(2 * ny, dtype=np.int64)
+    ys = np.empty(2 * ny, dtype=np.int64)
+    nu = 0
+    for t in range(ny):
+        if xmax[t] < xmin[t]:
+            continue
+        xs[nu] = xmin[t]
+        ys[nu] = t - 1
+        nu += 1
+        if xmax[t] != xmin[t]:
+            xs[nu] = xmax[t]
+            ys[nu] = t - 1
+            nu += 1
+    hx = np.empty(2 * nu + 1, dtype=np.int64)
+    hy = np.empty(2 * nu + 1, dtype=np.int64)
+    m = 0
+    floor = 2
+    for t in range(2 * nu - 1):  # one chain forwards, then the other one back
+        q = t if t < nu else 2 * nu - 2 - t
+        if t == nu:
+            floor = m + 1  # the second chain never pops the first one
+        while m >= floor and ((hx[m - 1] - hx[m - 2]) * (ys[q] - hy[m - 2])
+                              - (hy[m - 1] - hy[m - 2]) * (xs[q] - hx[m - 2])) <= 0:
+            m -= 1
+        hx[m] = xs[q]
+        hy[m] = ys[q]
+        m += 1
+    m -= 1  # the last point closes the polygon on the first
+    return hx[:m], hy[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _convex_features(lo, hi, off, bbox, classes):
+    """Convex area and convex perimeter of every label, as skimage's ``image_convex``.
+
+    The hull image holds the pixel centres inside or on the closed hull polygon of
+    :func:`_hull_polygon` (what ``grid_points_in_poly(...) >= 1`` selects in
+    ``skimage.morphology.convex_hull_image``), found row by row with exact integer
+    half-plane bounds. Its perimeter uses the border codes of :func:`_accumulate`.
+    """
+    n = bbox.shape[0]
+    area = np.zeros(n, dtype=np.int64)
+    perim = np.zeros(n, dtype=np.float64)
+    weights = np.array([1.0, _SQRT2, _DIAG_STEP])
+    for k in range(n):
+        nrows = bbox[k, 2] - bbox[k, 0]
+        ncols = bbox[k, 3] - bbox[k, 1]
+        hx, hy = _hull_polygon(lo, hi, off[k], nrows)
+        nv = hx.shape[0]
+        mask = np.zeros((nrows + 4, ncols + 4), dtype=np.uint8)
+        for r in range(nrows):
+            y = 2 * r
+            c_lo, c_hi = 0, ncols - 1
+            for e in range(nv):
+                x0, y0 = hx[e], hy[e]
+                x1, y1 = hx[(e + 1) % nv], hy[(e + 1) % nv]
+                dx, dy = x1 - x0, y1 - y0
+                rhs = dx * (y - y0) + dy * x0  # inside: dy * x <= rhs, with x = 2c
+                if dy > 0:
+                    c_hi = min(c_hi, rhs // (2 * dy))
+                elif dy < 0:
+                    c_lo = max(c_lo, -(rhs // (-2 * dy)))
+                elif dx * (y - y0) < 0:
+                    c_hi = -1
+            for c in range(c_lo, c_hi + 1):
+                mask[r + 2, c + 2] = 1
+            if c_hi >= c_lo:
+                area[k] += c_hi - c_lo + 1
+        border = np.zeros_like(mask)
+        for i in range(2, nrows + 2):
+            for j in range(2, ncols + 2):
+                if mask[i, j] and not (mask[i - 1, j] and mask[i + 1, j] and mask[i, j - 1] and mask[i, j + 1]):
+                    border[i, j] = 1
+        counts = np.zeros(3, dtype=np.int64)
+        for i in range(2, nrows + 2):
+            for j in range(2, ncols + 2):
+                if border[i, j]:
+                    code = (1 + 2 * (border[i - 1, j] + border[i + 1, j] + border[i, j - 1] + border[i, j + 1])
+                            + 10 * (border[i - 1, j - 1] + border[i - 1, j + 1]
+                                    + border[i + 1, j - 1] + border[i + 1, j + 1]))
+                    c = classes[code]
+                    if c >= 0:
+                        counts[c] += 1
+        perim[k] = counts[0] * weights[0] + counts[1] * weights[1] + counts[2] * weights[2]
+    return area, perim
+
+
+def _skeleton_pixels(labels: np.ndarray, present: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+    """Pixels of ``skimage.morphology.skeletonize`` of every object's bounding-box crop.
+
+    One skimage call per object (its thinning loop is compiled and releases the GIL);
+    about 15 µs per nucleus, a small fraction of segmentation time.
+    """
+    from skimage.morphology import skeletonize
+
+    out = np.empty(len(present), dtype=np.float64)
+    for k, lab in enumerate(present):
+        y0, x0, y1, x1 = bbox[k]
+        out[k] = np.count_nonzero(skeletonize(labels[y0:y1, x0:x1] == lab))
+    return out
+
+
 def _as_label_image(labels) -> np.ndarray:
     arr = np.asarray(labels)
     if arr.ndim != 2:
@@ -236,7 +408,7 @@ def _as_label_image(labels) -> np.ndarray:
 def measure_arrays(labels) -> tuple[np.ndarray, np.ndarray]:
     """Measure every label of ``labels``; return ``(label_values, values)``.
 
-    ``values`` is float64 ``(n, 15)`` in the order of :data:`COLUMNS` without ``label``.
+    ``values`` is float64 ``(n, 19)`` in the order of :data:`COLUMNS` without ``label``.
     """
     arr = _as_label_image(labels)
     max_label = int(arr.max()) if arr.size else 0
@@ -252,7 +424,11 @@ def measure_arrays(labels) -> tuple[np.ndarray, np.ndarray]:
     area, ref, bbox, sums, perim = _accumulate(arr, lut, n, _PERIMETER_CLASS)
     fin = _finalize(area, ref, bbox, sums, perim)
     present = np.flatnonzero(lut >= 0).astype(np.int64)
-    table = np.column_stack([fin[:, 0:2], bbox.astype(np.float64), fin[:, 2:11]])
+    off, lo, hi = _row_extremes(arr, lut, bbox)
+    convex_area, convex_perim = _convex_features(lo, hi, off, bbox, _PERIMETER_CLASS)
+    skeleton = _skeleton_pixels(arr, present, bbox)
+    table = np.column_stack([fin[:, 0:2], bbox.astype(np.float64), fin[:, 2:11],
+                             convex_area.astype(np.float64), area / convex_area, convex_perim, skeleton])
     return present, table
 
 
@@ -272,7 +448,10 @@ def measure(labels, *, offset: tuple[int, int] = (0, 0)) -> pd.DataFrame:
     DataFrame with one row per label and columns ``label``, ``centroid_y``, ``centroid_x``,
     ``bbox_y0``, ``bbox_x0``, ``bbox_y1``, ``bbox_x1`` (exclusive), ``area``, ``perimeter``,
     ``major_axis``, ``minor_axis``, ``eccentricity``, ``orientation`` (radians, skimage's
-    convention), ``extent``, ``circularity`` and ``aspect_ratio``. Values equal
+    convention), ``extent``, ``circularity``, ``aspect_ratio``, ``convex_area``,
+    ``solidity`` (``area / convex_area``), ``convex_perimeter`` (skimage's 4-connected
+    perimeter of the convex hull image) and ``skeleton_length`` (pixels of
+    ``skimage.morphology.skeletonize`` of the object). Values equal
     :func:`skimage.measure.regionprops_table` where both define them; circularity and aspect
     ratio are NaN for degenerate objects (zero perimeter or zero minor axis).
     """
