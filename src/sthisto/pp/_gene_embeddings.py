@@ -213,14 +213,13 @@ def gene_embeddings(
         int(have.sum()), len(names), 100 * coverage)
     save_data(adata, attr="varm", key=key_added, data=emb)
     save_data(adata, attr="var", key=f"{key_added}_missing", data=~have)
-    info.update({
-        "params": {"method": method, "path": "" if path is None else str(path), "dim": int(dim),
-                   "window": int(window), "epochs": int(epochs), "negative": int(negative),
-                   "min_corr": float(min_corr), "n_neighbors": int(n_neighbors), "max_pairs": int(max_pairs),
-                   "seed": int(seed), "layer": layer or "",
-                   "n_sections": 0 if path is not None else (1 if adatas is None else len(adatas))},
-        "coverage": coverage,
-        "n_missing": int((~have).sum()),
-    })
+    if path is not None:  # record what was used: the file, not unused training settings
+        params = {"method": method, "path": Path(path).name, "dim": int(dim)}
+    else:
+        params = {"method": method, "dim": int(dim), "window": int(window), "epochs": int(epochs),
+                  "negative": int(negative), "min_corr": float(min_corr), "n_neighbors": int(n_neighbors),
+                  "max_pairs": int(max_pairs), "seed": int(seed), "layer": layer or "",
+                  "n_sections": 1 if adatas is None else len(adatas)}
+    info.update({"params": params, "coverage": coverage, "n_missing": int((~have).sum())})
     save_data(adata, attr="uns", key=key_added, data=info)
     return adata if copy else None
