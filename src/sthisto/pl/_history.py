@@ -24,7 +24,7 @@ def history_frame(model) -> pd.DataFrame:
     return long
 
 
-def training_history(model, ax=None, *, log_scale: bool = True):
+def training_history(model, *, ax=None, log_scale: bool = True):
     """Plot the per-epoch loss components (and validation PCC on a second axis).
 
     Parameters

@@ -91,8 +91,8 @@ def nuclei_region(
 def nuclei(
     adata: AnnData,
     spot=None,
-    ax=None,
     *,
+    ax=None,
     nuclei_key: str = K.NUCLEI,
     spatial_key: str = K.SPATIAL_KEY,
     margin: float = 0.25,
