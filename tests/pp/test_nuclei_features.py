@@ -37,6 +37,23 @@ def test_delaunay_degenerate_inputs():
     assert np.isfinite(out).all() and out[3:, 2].min() == 0.0
 
 
+def test_to_microns_pools_the_measured_table():
+    labels = np.zeros((40, 40), dtype=np.int32)
+    labels[2:10, 3:20] = 1
+    labels[5, 3:12] = 0
+    labels[20:30, 20:31] = 2
+    table = nuclei.measure(labels)
+    um = nuclei.to_microns(table, 0.5)
+    assert list(um.columns) == list(nuclei.MORPHOLOGY_COLUMNS)
+    np.testing.assert_allclose(um["convex_area_um2"], table["convex_area"] * 0.25)
+    np.testing.assert_allclose(um["skeleton_length_um"], table["skeleton_length"] * 0.5)
+    np.testing.assert_allclose(um["solidity"], table["area"] / table["convex_area"])
+    pooled = nuclei.pool_spots(um, table[["centroid_x", "centroid_y"]].to_numpy(), np.array([[20.0, 20.0]]), 30.0)
+    np.testing.assert_allclose(pooled["solidity"].iloc[0], um["solidity"].mean())
+    with pytest.raises(ValueError, match="re-run"):
+        nuclei.to_microns(table.drop(columns="skeleton_length"), 0.5)
+
+
 def test_pool_spots_matches_a_loop():
     rng = np.random.default_rng(1)
     cent = rng.uniform(0, 500, (400, 2))
@@ -85,6 +102,12 @@ def test_nuclei_features_on_synthetic(synthetic_adata, caplog):
     got = m["area_um2"].to_numpy()[size_truth.index]
     assert np.corrcoef(size_truth, got)[0, 1] > 0.9
     assert 0 <= m["orientation_abs_cos2"].min() and m["orientation_abs_cos2"].max() <= 1
+    # convex features: the hull covers the nucleus, planted ellipses are nearly convex
+    has = m["no_nuclei"] == 0
+    assert (m.loc[has, "convex_area_um2"] >= m.loc[has, "area_um2"]).all()
+    assert 0.8 < m.loc[has, "solidity"].median() <= 1 and (m["solidity"] <= 1).all()
+    assert (m.loc[has, "convex_perimeter_um"] <= m.loc[has, "perimeter_um"] + 1e-9).all()
+    assert (m.loc[has, "skeleton_length_um"] < m.loc[has, "major_axis_um"]).all()
 
 
 def test_units_follow_the_pixel_size(synthetic_adata):
@@ -97,6 +120,10 @@ def test_units_follow_the_pixel_size(synthetic_adata):
     np.testing.assert_allclose(b["area_um2"], 4 * a["area_um2"])
     np.testing.assert_allclose(b["perimeter_um"], 2 * a["perimeter_um"])
     np.testing.assert_allclose(b["eccentricity"], a["eccentricity"])
+    np.testing.assert_allclose(b["convex_area_um2"], 4 * a["convex_area_um2"])
+    for col in ("convex_perimeter_um", "skeleton_length_um"):
+        np.testing.assert_allclose(b[col], 2 * a[col])
+    np.testing.assert_allclose(b["solidity"], a["solidity"])
     np.testing.assert_allclose(twice.obsm["sthisto_topology"]["delaunay_min_dist_um"],
                                2 * ref.obsm["sthisto_topology"]["delaunay_min_dist_um"])
 

@@ -11,7 +11,8 @@ from sthisto.pp import nuclei
 
 from ._nuclei_data import CROP_MPP, crop_adata, crop_rgb
 
-FEATURES = ["area", "perimeter", "major_axis", "minor_axis", "eccentricity", "orientation", "extent"]
+FEATURES = ["area", "perimeter", "major_axis", "minor_axis", "eccentricity", "orientation", "extent",
+            "convex_area", "solidity", "convex_perimeter", "skeleton_length"]
 
 
 def _match(a, b, tol=1e-6):

@@ -32,8 +32,9 @@ def nuclei_features(
 ) -> AnnData | None:
     """Pool nucleus morphology and Delaunay topology into per-spot features.
 
-    Morphology per nucleus comes from :func:`sthisto.pp.segment_nuclei` (one Numba pass
-    over the label image) and is converted to µm. Topology: one Delaunay triangulation over
+    Morphology per nucleus comes from :func:`sthisto.pp.segment_nuclei` (Numba passes
+    over the label image, convex hull features equal to skimage's ``regionprops``) and is
+    converted to µm. Topology: one Delaunay triangulation over
     all nuclei of the section gives each nucleus the mean, max and min distance to its
     neighbours and its number of neighbours. A spot takes the mean over the nuclei whose
     centroid lies in its disk (orientation as the mean ``|cos 2θ|``), plus the nucleus count
@@ -64,7 +65,9 @@ def nuclei_features(
     ``adata.obsm[morphology_key]``
         DataFrame (index ``obs_names``): ``area_um2``, ``perimeter_um``, ``major_axis_um``,
         ``minor_axis_um``, ``eccentricity``, ``orientation_abs_cos2``, ``extent``,
-        ``circularity``, ``aspect_ratio``, ``orientation_coherence``, ``nucleus_count``,
+        ``circularity``, ``aspect_ratio``, ``convex_area_um2``, ``solidity``,
+        ``convex_perimeter_um``, ``skeleton_length_um`` (skeleton pixels × pixel size),
+        ``orientation_coherence``, ``nucleus_count``,
         ``nucleus_density_per_mm2``, ``no_nuclei``.
     ``adata.obsm[topology_key]``
         DataFrame: ``delaunay_mean_dist_um``, ``delaunay_max_dist_um``,
@@ -107,8 +110,9 @@ def nuclei_features(
                        "and filled with %s.", int(empty.sum()), adata.n_obs, morphology_key,
                        "the section mean" if fill == "mean" else "zeros")
     order = ["area_um2", "perimeter_um", "major_axis_um", "minor_axis_um", "eccentricity",
-             "orientation_abs_cos2", "extent", "circularity", "aspect_ratio",
-             "orientation_coherence", "nucleus_count", "nucleus_density_per_mm2", "no_nuclei"]
+             "orientation_abs_cos2", "extent", "circularity", "aspect_ratio", "convex_area_um2",
+             "solidity", "convex_perimeter_um", "skeleton_length_um", "orientation_coherence",
+             "nucleus_count", "nucleus_density_per_mm2", "no_nuclei"]
     m_spot = _fill(m_spot[order], fill)
     t_spot = _fill(t_spot.drop(columns="nucleus_count"), fill)
     save_data(adata, attr="obsm", key=morphology_key, data=m_spot)

@@ -40,7 +40,12 @@ __all__ = [
 
 MORPHOLOGY_COLUMNS = (
     "area_um2", "perimeter_um", "major_axis_um", "minor_axis_um", "eccentricity",
-    "orientation_abs_cos2", "extent", "circularity", "aspect_ratio",
+    "orientation_abs_cos2", "extent", "circularity", "aspect_ratio", "convex_area_um2",
+    "solidity", "convex_perimeter_um", "skeleton_length_um",
+)
+_PIXEL_COLUMNS = (
+    "area", "perimeter", "major_axis", "minor_axis", "eccentricity", "orientation", "extent",
+    "circularity", "aspect_ratio", "convex_area", "solidity", "convex_perimeter", "skeleton_length",
 )
 TOPOLOGY_COLUMNS = (
     "delaunay_mean_dist_um", "delaunay_max_dist_um", "delaunay_min_dist_um", "delaunay_degree",
@@ -60,12 +65,17 @@ def to_microns(table: pd.DataFrame, microns_per_pixel: float) -> pd.DataFrame:
     Returns
     -------
     DataFrame (same index) with :data:`MORPHOLOGY_COLUMNS`: areas in µm², lengths in µm,
-    orientation as ``|cos 2θ|`` (1 = aligned with an image axis, 0 = diagonal), and the
-    unit-free eccentricity, extent, circularity and aspect ratio.
+    orientation as ``|cos 2θ|`` (1 = aligned with an image axis, 0 = diagonal), the
+    unit-free eccentricity, extent, circularity, aspect ratio and solidity, and the skeleton
+    length as its pixel count times the pixel size.
     """
     mpp = float(microns_per_pixel)
     if not (np.isfinite(mpp) and mpp > 0):
         raise ValueError(f"microns_per_pixel must be positive, got {microns_per_pixel}")
+    missing = [c for c in _PIXEL_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"the nuclei table lacks the columns {missing}: measure it with "
+                         "`sthisto.pp.nuclei.measure` (or re-run `sthisto.pp.segment_nuclei`).")
     return pd.DataFrame(
         {
             "area_um2": table["area"].to_numpy(np.float64) * mpp**2,
@@ -77,6 +87,10 @@ def to_microns(table: pd.DataFrame, microns_per_pixel: float) -> pd.DataFrame:
             "extent": table["extent"].to_numpy(np.float64),
             "circularity": table["circularity"].to_numpy(np.float64),
             "aspect_ratio": table["aspect_ratio"].to_numpy(np.float64),
+            "convex_area_um2": table["convex_area"].to_numpy(np.float64) * mpp**2,
+            "solidity": table["solidity"].to_numpy(np.float64),
+            "convex_perimeter_um": table["convex_perimeter"].to_numpy(np.float64) * mpp,
+            "skeleton_length_um": table["skeleton_length"].to_numpy(np.float64) * mpp,
         },
         index=table.index,
     )
