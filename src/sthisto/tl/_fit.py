@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -120,7 +121,9 @@ def fit(
 
     Returns
     -------
-    The fitted :class:`sthisto.tl.M2TGLGO` model, with per-epoch losses in ``model.history``.
+    The fitted :class:`sthisto.tl.M2TGLGO` model; ``model.history`` has one row per epoch:
+    the mean ``loss`` and its unweighted components ``gene``, ``ranking``, ``recon`` over
+    the training sections, ``time_s`` (wall time of the training steps) and ``val_pcc``.
     """
     import torch
 
@@ -216,6 +219,7 @@ def fit(
     if progress:
         epoch_iter = _progress(epoch_iter, desc="M2TGLGO", total=epochs)
     for epoch in epoch_iter:
+        t_epoch = time.perf_counter()
         module.train()
         sums: dict[str, float] = {}
         for k in order_rng.permutation(len(batches)):
@@ -229,7 +233,7 @@ def fit(
             parts["loss"] = float(total.detach())
             for name, v in parts.items():
                 sums[name] = sums.get(name, 0.0) + v / len(batches)
-        row = {"epoch": epoch, **sums}
+        row = {"epoch": epoch, **sums, "time_s": time.perf_counter() - t_epoch}
         if val is not None:
             pcc = _pearson_per_gene(val.target, model.predict(val_adata, batch=val))
             row["val_pcc"] = float(np.nanmean(pcc)) if np.isfinite(pcc).any() else np.nan
