@@ -49,3 +49,17 @@ def test_no_handler_at_import():
 
 def test_repr():
     assert "datasetdir" in repr(st.settings)
+
+
+def test_torch_threads_follow_n_jobs_and_are_restored(monkeypatch):
+    import torch
+
+    from sthisto._device import torch_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(st.settings, "_n_jobs", 1)
+    with torch_threads():
+        assert torch.get_num_threads() == 1
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before

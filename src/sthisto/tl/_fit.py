@@ -50,6 +50,7 @@ def fit(
     weight_decay: float = 1e-2,
     dense_recon_max_spots: int = 10_000,
     device: str | None = None,
+    n_jobs: int | None = None,
     seed: int | None = 0,
     val_adata: AnnData | None = None,
     early_stopping: bool = False,
@@ -108,6 +109,10 @@ def fit(
     dense_recon_max_spots
         Above this many spots in a section, the reconstruction loss samples pairs.
     {device}
+    n_jobs
+        Torch CPU threads while training (``None``: ``sthisto.settings.n_jobs``, 1 by
+        default; ``-1``: all cores). More threads pay off only for large sections on an
+        otherwise idle machine.
     {seed}
     val_adata
         Optional validation section: its mean per-gene PCC is recorded every epoch.
@@ -127,7 +132,7 @@ def fit(
     """
     import torch
 
-    from sthisto._device import resolve_device, seed_everything
+    from sthisto._device import resolve_device, seed_everything, torch_threads
 
     if isinstance(adatas, AnnData):
         adatas = [adatas]
@@ -214,10 +219,22 @@ def fit(
     batches = [s.tensors(dev) for s in sections]
 
     # --- train --------------------------------------------------------------
-    rows, best, best_state, stale = [], -np.inf, None, 0
     epoch_iter = range(1, epochs + 1)
     if progress:
         epoch_iter = _progress(epoch_iter, desc="M2TGLGO", total=epochs)
+    with torch_threads(n_jobs):
+        rows = _train(module, model, opt, batches, epoch_iter, gen=gen, order_rng=order_rng, val=val,
+                      val_adata=val_adata, early_stopping=early_stopping, patience=patience)
+    module.eval()
+    model.history = pd.DataFrame(rows)
+    return model
+
+
+def _train(module, model, opt, batches, epoch_iter, *, gen, order_rng, val, val_adata, early_stopping, patience):
+    """Run the epochs; return the history rows (restores the best state with early stopping)."""
+    import torch
+
+    rows, best, best_state, stale = [], -np.inf, None, 0
     for epoch in epoch_iter:
         t_epoch = time.perf_counter()
         module.train()
@@ -251,6 +268,4 @@ def fit(
             break
     if early_stopping and best_state is not None:
         module.load_state_dict(best_state)
-    module.eval()
-    model.history = pd.DataFrame(rows)
-    return model
+    return rows
