@@ -7,8 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import sthisto as st  # noqa: E402
+from sthisto._expression import log_normalized  # noqa: E402
 from sthisto.pl._correlation import _gene_correlation_data  # noqa: E402
-from sthisto.tl._targets import log_normalized  # noqa: E402
 
 from ._compare import check_image  # noqa: E402
 

@@ -8,8 +8,8 @@ import pytest  # noqa: E402
 from scipy.stats import pearsonr  # noqa: E402
 
 import sthisto as st  # noqa: E402
+from sthisto._expression import log_normalized  # noqa: E402
 from sthisto.pl._spatial import _spatial_pred_data  # noqa: E402
-from sthisto.tl._targets import log_normalized  # noqa: E402
 
 from ._compare import check_image  # noqa: E402
 

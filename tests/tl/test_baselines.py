@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sthisto._expression import log_normalized
 from sthisto.tl._baselines import feature_matrix, fit_baseline
 from sthisto.tl._evaluate import gene_metrics
-from sthisto.tl._targets import log_normalized
 
 from ._eval_data import sections_with_features
 

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 import sthisto as st
+from sthisto._expression import log_normalized
 from sthisto.tl._baselines import fit_baseline
-from sthisto.tl._targets import log_normalized
 
 from ._eval_data import sections_with_features
 

@@ -5,8 +5,8 @@ import scipy.sparse as sp
 from scipy.stats import pearsonr, spearmanr
 
 import sthisto as st
+from sthisto._expression import log_normalized, targets
 from sthisto.tl._evaluate import gene_gene_corr, gene_metrics, ggc_arrays, pearson_columns
-from sthisto.tl._targets import log_normalized, targets
 
 
 def test_gene_metrics_equal_scipy_numpy():

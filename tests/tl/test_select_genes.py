@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import sthisto as st
+from sthisto._expression import log_normalized
 from sthisto.tl._select_genes import gene_scores
-from sthisto.tl._targets import log_normalized
 
 
 def test_hvg_and_heg_match_pooled_statistics(synthetic_sections):

@@ -9,8 +9,8 @@ import numpy as np
 from anndata import AnnData
 
 from sthisto import _constants as K
+from sthisto._expression import gene_indices, targets
 from sthisto.tl._evaluate import _predictions, _resolve_genes, gene_gene_corr, ggc_arrays
-from sthisto.tl._targets import gene_indices, targets
 
 
 def _gene_correlation_data(

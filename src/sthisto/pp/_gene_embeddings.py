@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
+from sthisto._expression import log_normalized
 from sthisto._logging import logger
 from sthisto._settings import settings
 from sthisto._utils import copy_or_self, save_data
@@ -26,16 +26,6 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(str(text).encode("utf-8"))
 
 
-def _log_expression(a: AnnData, layer: str | None) -> np.ndarray:
-    x = a.layers[layer] if layer is not None else a.X
-    x = x.toarray() if sp.issparse(x) else np.asarray(x)
-    x = np.asarray(x, dtype=np.float64)
-    if not np.isfinite(x).all() or (x < 0).any():
-        raise ValueError("gene_embeddings needs finite, non-negative counts in X (or layer=)")
-    total = x.sum(axis=1, keepdims=True)
-    return np.log1p(x / np.maximum(total, 1e-12) * 1e4)
-
-
 def coexpressed_pairs(
     a: AnnData, *, layer: str | None = None, min_corr: float = 0.5, n_neighbors: int = 3,
     max_pairs: int = 50_000, block: int = 2048,
@@ -43,7 +33,7 @@ def coexpressed_pairs(
     """Gene pairs of one section: Pearson r ≥ ``min_corr`` on log-normalised expression
     (strongest ``max_pairs``), plus each gene's ``n_neighbors`` most correlated partners.
     """  # noqa: D205
-    x = _log_expression(a, layer)
+    x = log_normalized(a, layer=layer)
     sd = x.std(axis=0)
     keep = np.flatnonzero(sd > 0)
     if keep.size < 2 or x.shape[0] < 3:

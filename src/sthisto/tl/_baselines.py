@@ -12,7 +12,7 @@
 
 Features are the concatenated ``obsm`` blocks of ``features`` (names from
 :data:`sthisto._constants.MODALITY_KEYS`, or obsm keys), exactly as M2TGLGO reads them.
-Targets are :func:`sthisto.tl._targets.log_normalized`.
+Targets are :func:`sthisto._expression.log_normalized`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from sthisto import _constants as K
-from sthisto.tl._targets import targets
+from sthisto._expression import targets
 
 BASELINES = ("ridge", "knn", "mean")
 _PRODUCERS = {

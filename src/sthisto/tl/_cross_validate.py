@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from sthisto._expression import targets
 from sthisto._logging import logger, progress
 from sthisto.tl._baselines import BASELINES, fit_baseline
 from sthisto.tl._evaluate import gene_metrics, ggc_arrays
 from sthisto.tl._select_genes import common_genes, select_genes
-from sthisto.tl._targets import targets
 
 PROTOCOLS = {
     "paper": "top-n HVG/HEG chosen on training sections; per-section mean per-gene PCC",

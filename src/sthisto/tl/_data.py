@@ -138,10 +138,10 @@ def padded_rings(a: sp.spmatrix, max_hop: int = MAX_HOP) -> np.ndarray:
 def log_targets(adata: AnnData, genes: Sequence[str], layer: str | None = None) -> np.ndarray:
     """``log1p(normalize_total(1e4))`` of ``layer``/X (library size over all genes), for ``genes``.
 
-    The one shared transform of :mod:`sthisto.tl._targets`, so that training targets and
+    The one shared transform of :mod:`sthisto._expression`, so that training targets and
     :func:`sthisto.tl.evaluate` see the same values.
     """
-    from sthisto.tl._targets import log_normalized
+    from sthisto._expression import log_normalized
 
     return log_normalized(adata, list(genes), layer, dtype=np.float32)
 

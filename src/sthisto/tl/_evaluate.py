@@ -19,9 +19,9 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
+from sthisto._expression import TRANSFORMS, gene_indices, targets
 from sthisto._logging import logger
 from sthisto._utils import copy_or_self, save_data
-from sthisto.tl._targets import TRANSFORMS, gene_indices, targets
 
 METRICS = ("pcc", "spearman", "mse", "mae")
 _VAR_KEYS = {"pcc": K.PCC, "spearman": K.SPEARMAN, "mse": K.MSE, "mae": K.MAE}
@@ -161,7 +161,7 @@ def evaluate(
 ) -> AnnData | None:
     """Compare predicted with observed expression, gene by gene.
 
-    Observed values are the model's targets (:func:`sthisto.tl._targets.targets`):
+    Observed values are the model's targets (:func:`sthisto._expression.targets`):
     ``normalize_total(1e4)`` + ``log1p`` of the counts in ``layer``/``X``.
 
     Parameters

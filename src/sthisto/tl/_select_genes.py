@@ -1,7 +1,7 @@
 """Choose the genes to model and evaluate, from the training sections only.
 
 Both flavours work on the log-normalised targets (``normalize_total(1e4)`` + ``log1p``,
-:func:`sthisto.tl._targets.log_normalized`) of the genes present in *every* section,
+:func:`sthisto._expression.log_normalized`) of the genes present in *every* section,
 with the spots of all sections pooled:
 
 * ``"hvg"``: the ``n_top`` genes with the largest variance of the pooled log-normalised
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from sthisto._expression import log_normalized
 from sthisto._validate import unique_var_names
-from sthisto.tl._targets import log_normalized
 
 FLAVORS = ("hvg", "heg")
 

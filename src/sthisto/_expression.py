@@ -1,4 +1,4 @@
-"""The one target transform shared by the model, the baselines and the evaluation.
+"""The one expression transform shared by the model, the baselines, the evaluation and Gene2Vec.
 
 M2TGLGO, the baselines and :func:`sthisto.tl.evaluate` all compare predictions with the
 same observed values, computed here and nowhere else:
