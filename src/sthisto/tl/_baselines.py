@@ -22,55 +22,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
-from sthisto import _constants as K
 from sthisto._expression import targets
+from sthisto.tl._data import read_features
 
 BASELINES = ("ridge", "knn", "mean")
-_PRODUCERS = {
-    "deep": "sthisto.pp.image_features",
-    "morphology": "sthisto.pp.nuclei_features",
-    "topology": "sthisto.pp.nuclei_features",
-    "texture": "sthisto.pp.texture_features",
-}
 
 
 def feature_matrix(adata: AnnData, features: Sequence[str]) -> np.ndarray:
     """Concatenate the ``obsm`` blocks named by ``features`` into one (n_obs, d) float64 array.
 
-    Raises a ``KeyError`` naming the function that computes a missing block, and a
-    ``ValueError`` on NaN/infinite values.
+    Blocks are read exactly as M2TGLGO reads them (:func:`sthisto.tl._data.read_features`):
+    a missing block raises a ``KeyError`` naming the function that computes it, NaN or
+    infinite values a ``ValueError``.
     """
     if isinstance(features, str):
         features = [features]
     if not features:
         raise ValueError("features is empty: name at least one obsm block (e.g. 'deep').")
-    blocks = []
-    for name in features:
-        key = K.MODALITY_KEYS.get(name, name)
-        if key not in adata.obsm:
-            producer = _PRODUCERS.get(name, "the function that writes it")
-            raise KeyError(f"adata.obsm[{key!r}] ({name} features) is missing: run `{producer}` first.")
-        block = adata.obsm[key]
-        if isinstance(block, pd.DataFrame):
-            block = block.to_numpy()
-        elif sp.issparse(block):
-            block = block.toarray()
-        x = np.asarray(block, dtype=np.float64)
-        x = x[:, None] if x.ndim == 1 else x
-        if x.ndim != 2 or x.shape[0] != adata.n_obs:
-            raise ValueError(f"adata.obsm[{key!r}] must be (n_obs, d), got {x.shape}")
-        if not np.isfinite(x).all():
-            rows = int((~np.isfinite(x)).any(axis=1).sum())
-            raise ValueError(
-                f"adata.obsm[{key!r}] has NaN or infinite values in {rows} spots; impute or drop "
-                "those spots (e.g. spots without nuclei) first."
-            )
-        blocks.append(x)
-    return np.concatenate(blocks, axis=1)
+    blocks = read_features(adata, features)
+    return np.concatenate([blocks[name] for name in features], axis=1).astype(np.float64)
 
 
 @dataclass
