@@ -222,8 +222,8 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
         "checkpointed chunks above. Everything else (GAT message passing over ~7 N edges) is",
         "linear in N. Time per epoch: median of `model.history['time_s']` over epochs 2-4.",
         "",
-        "| spots | s / epoch | reconstruction | RSS before fit (MB) | peak RSS (MB) | peak − before (MB) |",
-        "|---|---|---|---|---|---|",
+        "| spots | s / epoch | reconstruction | RSS before fit (MB) | peak RSS (MB) | peak − before (MB) | load avg |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in scaling:
         if "error" in s:
@@ -231,7 +231,7 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
             continue
         lines.append(
             f"| {s['n_spots']} | {s['s_per_epoch']:.3f} | {s['recon']} | {s['rss_before_fit_mb']:.0f} | "
-            f"{s['peak_rss_mb']:.0f} | {s['peak_rss_mb'] - s['rss_before_fit_mb']:.0f} |"
+            f"{s['peak_rss_mb']:.0f} | {s['peak_rss_mb'] - s['rss_before_fit_mb']:.0f} | {s.get('load_avg', float('nan')):.1f} |"
         )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
