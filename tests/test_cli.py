@@ -22,9 +22,10 @@ def test_demo_summary_table_labels_every_protocol():
                              "protocol": protocol, "metric": "pcc", "value": v})
     table = summary_table(pd.DataFrame(rows))
     assert list(table.columns) == ["m2tglgo", "ridge", "mean"]
-    assert table.loc[("paper", "hvg"), "m2tglgo"] == "0.400 ± 0.141"
-    assert table.loc[("paper", "hvg"), "ridge"] == "0.200 ± 0.000"
-    assert table.loc[("hest", "hvg"), "mean"] == "undefined"
+    assert list(table.index) == ["paper / hvg", "paper / heg", "hest / hvg"]
+    assert table.loc["paper / hvg", "m2tglgo"] == "0.400 ± 0.141"
+    assert table.loc["paper / hvg", "ridge"] == "0.200 ± 0.000"
+    assert table.loc["hest / hvg", "mean"] == "undefined"
 
 
 def test_demo_help_lists_options():

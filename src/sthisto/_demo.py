@@ -34,15 +34,21 @@ def _step(name: str, timings: dict[str, float]):
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± sd over test sections of each protocol's headline PCC, per method and gene set."""
+    """Mean ± sd over test sections of each protocol's headline PCC, per method and gene set.
+
+    Rows are ``"protocol / gene set"`` in the order paper, selected, hest; columns are methods.
+    """
     pcc = df[df["metric"] == "pcc"]
-    grouped = pcc.groupby(["protocol", "gene_set", "method"], sort=False)["value"]
-    table = grouped.agg(["mean", "std", "count"]).reset_index()
-    table["PCC (mean ± sd)"] = [
+    table = pcc.groupby(["protocol", "gene_set", "method"], sort=False)["value"].agg(["mean", "std"])
+    table["cell"] = [
         "undefined" if np.isnan(m) else f"{m:.3f} ± {0.0 if np.isnan(s) else s:.3f}"
         for m, s in zip(table["mean"], table["std"], strict=True)
     ]
-    wide = table.pivot(index=["protocol", "gene_set"], columns="method", values="PCC (mean ± sd)")
+    wide = table["cell"].unstack("method")
+    order = {p: i for i, p in enumerate(PROTOCOLS)}
+    wide = wide.loc[sorted(wide.index, key=lambda pg: (order.get(pg[0], len(order)), pg[1] != "hvg"))]
+    wide.index = [f"{p} / {g}" for p, g in wide.index]
+    wide.columns.name = None
     return wide[[m for m in METHODS if m in wide.columns]]
 
 
