@@ -103,6 +103,18 @@ def test_callable_method(synthetic_adata):
         st.pp.segment_nuclei(synthetic_adata, method=lambda t: t[:10, :10, 0], copy=True)
 
 
+def test_watershed_options_with_a_user_segmenter_are_reported(synthetic_adata, caplog):
+    def seg(tile):
+        return nuclei.segment_tile(tile, microns_per_pixel=1.0, threshold=0.06)
+
+    with caplog.at_level("WARNING", logger="sthisto"):
+        st.pp.segment_nuclei(synthetic_adata, method=seg, tile_size=512, copy=True)
+    assert "ignored" not in caplog.text
+    with caplog.at_level("WARNING", logger="sthisto"):
+        st.pp.segment_nuclei(synthetic_adata, method=seg, tile_size=512, min_area_um2=30, copy=True)
+    assert "min_area_um2" in caplog.text and "ignored" in caplog.text
+
+
 def test_only_tiles_near_spots(synthetic_adata):
     sub = synthetic_adata[:5].copy()
     st.pp.segment_nuclei(sub, tile_size=128)

@@ -506,6 +506,13 @@ def segment_nuclei(
         labels_out = np.lib.format.open_memmap(labels_path, mode="w+", dtype=np.int32, shape=shape)
     params = {"sigma_um": sigma_um, "min_distance_um": min_distance_um,
               "min_area_um2": min_area_um2, "max_area_um2": max_area_um2}
+    if not isinstance(method, str):
+        changed = [k for k, v in params.items() if v != WATERSHED_DEFAULTS[k]]
+        if threshold is not None:
+            changed.append("threshold")
+        if changed:
+            logger.warning("segment_nuclei: %s apply to the built-in watershed only and are ignored "
+                           "for a user-supplied segmenter or label image", ", ".join(changed))
     table = segment_image(
         image, microns_per_pixel=mpp, method=method, windows=windows, tile_size=tile_size,
         overlap=overlap, threshold=threshold, threshold_bbox=bbox, n_jobs=n_jobs,
