@@ -93,6 +93,12 @@ def _as_figure(obj):
     return np.asarray(obj, dtype=object).ravel()[0].get_figure()
 
 
+def _typical_spot(adata) -> str:
+    """The spot whose nucleus count is closest to the section's median (a representative one)."""
+    counts = adata.obsm["sthisto_morphology"]["nucleus_count"]
+    return str((counts - counts.median()).abs().idxmin())
+
+
 def _figures(adatas, df: pd.DataFrame, *, epochs: int, device, out: Path) -> list[str]:
     """CV summary plus one showcase fold (train on C2+C3, show C4)."""
     import matplotlib
@@ -113,7 +119,7 @@ def _figures(adatas, df: pd.DataFrame, *, epochs: int, device, out: Path) -> lis
         "spatial_pred_top_genes.png": lambda: st.pl.spatial_pred(test, top),
         "gene_correlation.png": lambda: st.pl.gene_correlation(test, genes),
         "training_history.png": lambda: st.pl.training_history(model),
-        "nuclei_example.png": lambda: st.pl.nuclei(test, spot=test.obs_names[test.n_obs // 2]),
+        "nuclei_example.png": lambda: st.pl.nuclei(test, spot=_typical_spot(test)),
     }
     written = []
     for name, draw in plots.items():
