@@ -180,7 +180,8 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
         "# M2TGLGO benchmarks",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-        f"{torch.__version__} with 2 threads; no GPU in this session, so the CUDA path was not "
+        f"{torch.__version__}; training uses `sthisto.settings.n_jobs` torch threads (1 by default) — "
+        "the fold rows were measured that way, the scaling rows earlier with 2 threads; no GPU in this session, so the CUDA path was not "
         "benchmarked (`device=\"cuda\"` is exercised only by the device-handling tests).",
         "",
         f"Reproduce: `{cmd}`",
