@@ -155,7 +155,7 @@ def main() -> None:
         f"{rows[0]['microns_per_pixel']:.3f} µm/px (from the 200 µm spot pitch) → patch "
         f"{rows[0]['patch_image_px']:.1f} px resampled to 224 px; image read from a memory-mapped .npy.",
         f"CPU: {platform.processor() or platform.machine()}, {args.threads} threads "
-        f"(torch {torch.__version__}, shared machine: other jobs were running). "
+        f"(torch {torch.__version__}; 1-min load average at start {os.getloadavg()[0]:.1f}). "
         "**No GPU was available in this session**, so no GPU figures.",
         "",
         "| extractor | features | patches/s | seconds | peak RSS (MB) |",
