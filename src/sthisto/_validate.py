@@ -44,12 +44,6 @@ def spatial_coords(adata: AnnData, spatial_key: str = K.SPATIAL_KEY) -> np.ndarr
     return xy[:, :2]
 
 
-def require_obsm(adata: AnnData, key: str, producer: str) -> None:
-    """Raise a KeyError naming ``producer`` when ``obsm[key]`` is missing."""
-    if key not in adata.obsm:
-        raise KeyError(f"adata.obsm[{key!r}] is missing: run `{producer}` first.")
-
-
 def require_key(mapping: Mapping, key: str, where: str, producer: str) -> None:
     """Raise a KeyError naming ``producer`` when ``mapping[key]`` is missing."""
     if key not in mapping:
