@@ -61,6 +61,7 @@ def gene_ontology(release: str = "2019-01-29", *, base_url: str | None = None) -
             path=target, progressbar=settings.progress_bar,
         )
         if known is None:
-            logger.info("%s is not hash-pinned; sha256 %s", url, pooch.file_hash(path))
+            logger.warning("%s is not hash-pinned in sthisto (integrity not verified); its sha256 is %s",
+                           url, pooch.file_hash(path))
         out[kind] = Path(path)
     return out
