@@ -94,7 +94,7 @@ def _as_figure(obj):
 
 
 def _typical_spot(adata) -> str:
-    """The spot whose nucleus count is closest to the section's median (a representative one)."""
+    """Return the spot whose nucleus count is closest to the section median (a typical spot)."""
     counts = adata.obsm["sthisto_morphology"]["nucleus_count"]
     return str((counts - counts.median()).abs().idxmin())
 
