@@ -20,16 +20,20 @@ def require_file(path, what: str) -> Path:
     return path
 
 
-def integer_counts(values: np.ndarray, *, where: str) -> sp.csr_matrix:
-    """Validate raw counts (finite, non-negative, integer) and return them as float32 CSR."""
-    values = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(values).all():
+def integer_counts(values, *, where: str) -> sp.csr_matrix:
+    """Validate raw counts (finite, non-negative, integer) and return them as float32 CSR.
+
+    Sparse input is checked on its stored values only, never densified.
+    """
+    matrix = sp.csr_matrix(values if sp.issparse(values) else np.asarray(values), dtype=np.float32)
+    stored = np.asarray(values.tocsr().data if sp.issparse(values) else values, dtype=np.float64)
+    if not np.isfinite(stored).all():
         raise ValueError(f"{where}: counts contain NaN or infinite values.")
-    if (values < 0).any():
+    if (stored < 0).any():
         raise ValueError(f"{where}: counts contain negative values; raw counts must be >= 0.")
-    if not np.array_equal(values, np.round(values)):
+    if not np.array_equal(stored, np.round(stored)):
         raise ValueError(f"{where}: counts are not integers; pass raw UMI/read counts.")
-    return sp.csr_matrix(values.astype(np.float32))
+    return matrix
 
 
 def check_inside(xy: np.ndarray, shape: tuple[int, ...], *, where: str, ids) -> None:

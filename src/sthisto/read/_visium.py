@@ -72,7 +72,7 @@ def visium(
     sf_path = require_file(spatial_dir / "scalefactors_json.json", "scale factors")
     adata = sc.read_10x_h5(h5)
     adata.var_names_make_unique()
-    adata.X = integer_counts(adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X, where=str(h5))
+    adata.X = integer_counts(adata.X, where=str(h5))
     positions = _read_positions(spatial_dir)
     missing = adata.obs_names.difference(positions.index)
     if len(missing):
