@@ -62,7 +62,21 @@ def write_legacy_st(adata, folder: Path, *, image_format: str = "png") -> tuple[
     return counts_path, spots_path, image_path
 
 
+@pytest.fixture(scope="session")
+def _synthetic_square_cache():
+    import sthisto as st
+
+    return st.datasets.synthetic(n_spots=100, n_genes=50, grid="square", spot_diameter_um=100.0,
+                                 spot_pitch_um=200.0, microns_per_pixel=2.0, seed=0)
+
+
 @pytest.fixture
-def legacy_st_files(synthetic_adata, tmp_path):
-    """Paths (counts, spots, image) of the synthetic section written in legacy ST format."""
-    return write_legacy_st(synthetic_adata, tmp_path / "section")
+def synthetic_square(_synthetic_square_cache):
+    """A synthetic section on a legacy-ST square grid (200 µm pitch, 2 µm/px), a fresh copy per test."""
+    return _synthetic_square_cache.copy()
+
+
+@pytest.fixture
+def legacy_st_files(synthetic_square, tmp_path):
+    """Paths (counts, spots, image) of the square-grid synthetic section written in legacy ST format."""
+    return write_legacy_st(synthetic_square, tmp_path / "section")

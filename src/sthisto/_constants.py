@@ -11,6 +11,7 @@ SCALEF_HIRES = "tissue_hires_scalef"
 SPOT_DIAMETER = "spot_diameter_fullres"
 MICRONS_PER_PIXEL = "microns_per_pixel"  # scalefactors entry added by sthisto readers
 FULLRES_PATH = "fullres_path"  # uns["spatial"][lib]["metadata"] entry: lazy full-resolution image
+FULLRES_FINGERPRINT = "fullres_fingerprint"  # metadata entry: size, sampled CRC-32, shape of that image
 
 # pp outputs
 NUCLEI = "sthisto_nuclei"

@@ -17,25 +17,19 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from sthisto._validate import counts_matrix
+from sthisto._validate import counts_matrix, layer_matrix, unique_var_names
 
 TARGET_SUM = 1e4
 TRANSFORMS = ("log_normalized", "log1p")
 
 
-def _counts(adata: AnnData, layer: str | None):
-    if layer is None:
-        return adata.X, "adata.X"
-    if layer not in adata.layers:
-        raise KeyError(f"adata.layers[{layer!r}] is missing (available: {list(adata.layers)}).")
-    return adata.layers[layer], f"adata.layers[{layer!r}]"
-
-
 def gene_indices(adata: AnnData, genes: Sequence[str] | None) -> np.ndarray:
     """Positions of ``genes`` in ``adata.var_names`` (all genes when ``None``).
 
-    Raises a ``KeyError`` listing the genes that the section lacks.
+    Raises a ``KeyError`` listing the genes that the section lacks, and a ``ValueError``
+    when ``var_names`` are not unique (a gene would have several positions).
     """
+    unique_var_names(adata)
     if genes is None:
         return np.arange(adata.n_vars)
     genes = list(genes)
@@ -82,7 +76,7 @@ def targets(
     """
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
-    x, where = _counts(adata, layer)
+    x, where = layer_matrix(adata, layer)
     counts_matrix(x, where=where)
     idx = gene_indices(adata, genes)
     if sp.issparse(x):

@@ -8,6 +8,7 @@ small and h5ad files do not duplicate whole slides.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,18 @@ import numpy as np
 from anndata import AnnData
 
 from . import _constants as K
+from ._errors import file_format_error, reading
 from ._logging import logger
+from ._validate import existing_file, number
 from ._validate import library_id as _library_id
 
-VISIUM_SPOT_DIAMETER_UM = 55.0
+VISIUM_SPOT_PITCH_UM = 100.0  # centre-to-centre distance of neighbouring Visium spots
+# Space Ranger's ``spot_diameter_fullres`` spans a theoretical 65 µm spot (the physical spot is
+# 55 µm): 10x documents microns per pixel = 65 / spot_diameter_fullres, and the 100 µm spot
+# pitch of real Space Ranger positions gives the same pixel size.
+VISIUM_FULLRES_DIAMETER_UM = 65.0
+_NUMERIC_SCALEFACTORS = (K.SCALEF_HIRES, "tissue_lowres_scalef", K.SPOT_DIAMETER, "fiducial_diameter_fullres",
+                         K.MICRONS_PER_PIXEL)
 
 
 def spatial_entry(adata: AnnData, library_id: str | None = None) -> dict[str, Any]:
@@ -28,10 +37,11 @@ def spatial_entry(adata: AnnData, library_id: str | None = None) -> dict[str, An
 
 def scalefactors(adata: AnnData, library_id: str | None = None) -> dict[str, float]:
     """Return the scale factors of a library, checking that they are positive numbers."""
-    sf = dict(spatial_entry(adata, library_id).get("scalefactors", {}))
+    lib = _library_id(adata, library_id)
+    sf = dict(adata.uns[K.SPATIAL_UNS][lib].get("scalefactors", {}))
     for key, value in sf.items():
-        if isinstance(value, int | float | np.number) and not (np.isfinite(value) and value > 0):
-            raise ValueError(f"scalefactors[{key!r}] = {value!r} must be a positive finite number.")
+        if key in _NUMERIC_SCALEFACTORS or isinstance(value, int | float | np.number):
+            sf[key] = number(value, f"adata.uns['spatial'][{lib!r}]['scalefactors'][{key!r}]", positive=True)
     return sf
 
 
@@ -39,15 +49,17 @@ def microns_per_pixel(adata: AnnData, library_id: str | None = None) -> float:
     """Microns per full-resolution pixel.
 
     Taken from ``scalefactors['microns_per_pixel']`` (written by sthisto readers); otherwise
-    derived from ``spot_diameter_fullres`` assuming 55 µm Visium spots, with a warning.
+    derived from ``spot_diameter_fullres`` as 10x documents it for Space Ranger output
+    (``65 / spot_diameter_fullres``), with a warning.
     """
     sf = scalefactors(adata, library_id)
     if K.MICRONS_PER_PIXEL in sf:
         return float(sf[K.MICRONS_PER_PIXEL])
     if K.SPOT_DIAMETER in sf:
-        mpp = VISIUM_SPOT_DIAMETER_UM / float(sf[K.SPOT_DIAMETER])
+        mpp = VISIUM_FULLRES_DIAMETER_UM / float(sf[K.SPOT_DIAMETER])
         logger.warning(
-            "scalefactors lack 'microns_per_pixel'; assuming 55 µm Visium spots gives %.3f µm/px. "
+            "scalefactors lack 'microns_per_pixel'; assuming Space Ranger scale factors (spot_diameter_fullres "
+            "spans 65 µm) gives %.3f µm/px. "
             "Set adata.uns['spatial'][lib]['scalefactors']['microns_per_pixel'] if this is wrong.",
             mpp,
         )
@@ -66,57 +78,108 @@ def spot_diameter_px(adata: AnnData, library_id: str | None = None) -> float:
     return float(sf[K.SPOT_DIAMETER])
 
 
+_IMAGE_FORMAT = "an 8-bit RGB image (JPEG, PNG, TIFF) or an (H, W, 3) uint8 .npy array"
+_SAMPLE = 1 << 16  # bytes per sampled block of the fingerprint
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file into an (H, W, 3) uint8 array (``.npy`` files are memory-mapped).
 
     RGBA/palette images are converted to RGB (alpha dropped, logged); grayscale raises.
+    A file that cannot be decoded raises a ``ValueError`` naming it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+    path = existing_file(path, "image file")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        img = np.load(path, mmap_mode="r")
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
+    with reading(path, "image file", expected=_IMAGE_FORMAT):
+        if suffix == ".npy":
+            img = np.load(path, mmap_mode="r")
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
 
-        try:
-            img = tifffile.memmap(path, mode="r")
-        except (ValueError, OSError):
-            img = tifffile.imread(path)
-    else:
-        from PIL import Image, UnidentifiedImageError
+            try:
+                img = tifffile.memmap(path, mode="r")
+            except (ValueError, OSError):  # compressed or tiled: not memory-mappable
+                img = tifffile.imread(path)
+        else:
+            from PIL import Image
 
-        Image.MAX_IMAGE_PIXELS = None  # whole slides are legitimately large
-        try:
+            Image.MAX_IMAGE_PIXELS = None  # whole slides are legitimately large
             with Image.open(path) as im:
                 if im.mode in ("L", "I", "I;16", "F", "1"):
-                    raise ValueError(f"{path} is a grayscale image ({im.mode}); H&E must be RGB.")
+                    raise file_format_error(path, "image file", f"is a grayscale image (mode {im.mode})",
+                                            expected="an RGB H&E image")
                 if im.mode != "RGB":
                     logger.info("converting %s from %s to RGB", path.name, im.mode)
                     im = im.convert("RGB")
                 img = np.asarray(im)
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"cannot read image {path}: {err}") from err
     if img.ndim == 3 and img.shape[2] == 4:
         logger.warning("dropping the alpha channel of %s", path.name)
         img = img[..., :3]
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"{path} must hold an RGB image (H, W, 3), got shape {img.shape}")
+        raise file_format_error(path, "image file", f"holds an array of shape {img.shape}", expected=_IMAGE_FORMAT)
     if img.dtype != np.uint8:
-        raise ValueError(f"{path} must hold 8-bit RGB, got dtype {img.dtype}")
+        raise file_format_error(path, "image file", f"holds dtype {img.dtype}", expected=_IMAGE_FORMAT)
+    return img
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict[str, int]:
+    """Size and a CRC-32 of three 64 KiB blocks (start, middle, end) of a file: cheap to recompute.
+
+    Recorded by the readers for a lazily referenced full-resolution image and checked by
+    :func:`fullres_image` before the image is read again. Not the modification time: a
+    copied file keeps its content but not its mtime.
+    """
+    size = Path(path).stat().st_size
+    crc = 0
+    with open(path, "rb") as fh:
+        for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
+            fh.seek(offset)
+            crc = zlib.crc32(fh.read(_SAMPLE), crc)
+    return {"size": int(size), "sampled_crc32": int(crc)}
+
+
+def _lazy_fullres(entry: dict, library_id: str) -> np.ndarray:
+    """Read the image at ``metadata['fullres_path']``, checking it is the one the reader saw."""
+    meta = entry["metadata"]
+    where = f"adata.uns['spatial'][{library_id!r}]['metadata']"
+    path = Path(meta[K.FULLRES_PATH])
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the full-resolution image {path} referenced by {where}['{K.FULLRES_PATH}'] is missing. To fix: "
+            f"restore it, or set {where}['{K.FULLRES_PATH}'] to where it is now."
+        )
+    recorded = meta.get(K.FULLRES_FINGERPRINT)
+    if recorded is not None:
+        now = file_fingerprint(path)
+        if int(recorded["size"]) != now["size"] or int(recorded["sampled_crc32"]) != now["sampled_crc32"]:
+            raise file_format_error(
+                path, "full-resolution image",
+                f"changed on disk since the section was read ({int(recorded['size'])} bytes then, "
+                f"{now['size']} now{'' if int(recorded['size']) != now['size'] else ', other content'})",
+                fix="read the section again; if only the encoding changed and the pixels are the same, "
+                    f"delete {where}['{K.FULLRES_FINGERPRINT}']",
+            )
+    img = read_image(path)
+    if recorded is not None and "shape" in recorded and tuple(img.shape) != tuple(int(v) for v in recorded["shape"]):
+        raise file_format_error(path, "full-resolution image",
+                                f"has shape {img.shape}, but {tuple(recorded['shape'])} when the section was read",
+                                fix="read the section again")
     return img
 
 
 def fullres_image(adata: AnnData, library_id: str | None = None):
-    """Return the full-resolution image (array-like, (H, W, 3) uint8) or ``None``."""
-    entry = spatial_entry(adata, library_id)
+    """Return the full-resolution image (array-like, (H, W, 3) uint8) or ``None``.
+
+    A lazily referenced image (``metadata['fullres_path']``) is checked against the size,
+    sampled checksum and shape recorded when the section was read.
+    """
+    lib = _library_id(adata, library_id)
+    entry = adata.uns[K.SPATIAL_UNS][lib]
     images = entry.get("images", {})
     if K.FULLRES in images:
         return images[K.FULLRES]
-    path = entry.get("metadata", {}).get(K.FULLRES_PATH)
-    if path:
-        return read_image(path)
+    if entry.get("metadata", {}).get(K.FULLRES_PATH):
+        return _lazy_fullres(entry, lib)
     return None
 
 

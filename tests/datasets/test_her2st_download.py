@@ -1,32 +1,10 @@
-import hashlib
-
 import numpy as np
 import pytest
 
 import sthisto as st
 from sthisto.datasets import _fetch
-from tests.conftest import write_legacy_st
 
 from .http_server import serve
-
-
-@pytest.fixture
-def mirror(synthetic_adata, tmp_path, monkeypatch):
-    """A local mirror of a one-section 'her2st' registry made from the synthetic section."""
-    src = tmp_path / "mirror"
-    counts, spots, image = write_legacy_st(synthetic_adata, src / "raw", image_format="jpg")
-    layout = {"S1/counts.tsv.gz": counts, "S1/selection.tsv": spots, "S1/image.jpg": image}
-    files = {}
-    for key, path in layout.items():
-        rel = f"data/{key.replace('/', '_')}"
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_bytes(path.read_bytes())
-        files[key] = {"path": rel, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    registry = {"her2st": {"base_url": "https://invalid.example", "license": "test", "attribution": "test",
-                           "files": files}}
-    monkeypatch.setattr(_fetch, "registry", lambda: registry)
-    monkeypatch.setattr(st.settings, "_datasetdir", tmp_path / "cache")
-    return src
 
 
 def test_download_from_local_server_and_cache(mirror, tmp_path, monkeypatch):

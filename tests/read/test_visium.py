@@ -1,6 +1,4 @@
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,22 +6,13 @@ from PIL import Image
 
 import sthisto as st
 
-FIXTURE = Path(__file__).parents[1] / "data" / "visium_100spots"
-
-
-@pytest.fixture
-def visium_dir(tmp_path):
-    target = tmp_path / "visium"
-    shutil.copytree(FIXTURE, target)
-    return target
-
 
 def test_reads_space_ranger_folder(visium_dir):
     adata = st.read.visium(visium_dir)
     assert adata.n_obs == 100 and adata.n_vars == 100
     entry = adata.uns["spatial"]["visium"]
     sf = entry["scalefactors"]
-    assert sf["microns_per_pixel"] == pytest.approx(55.0 / sf["spot_diameter_fullres"])
+    assert sf["microns_per_pixel"] == pytest.approx(65.0 / sf["spot_diameter_fullres"])  # 10x: 65 µm
     assert entry["images"]["hires"].shape[2] == 3
     positions = np.loadtxt(visium_dir / "spatial" / "tissue_positions_list.csv", delimiter=",",
                            usecols=(4, 5), dtype=float)

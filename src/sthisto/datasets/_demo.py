@@ -26,7 +26,7 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
     Parameters
     ----------
     sections
-        Which of ``"C2"``, ``"C3"``, ``"C4"`` to load.
+        Which of ``"C2"``, ``"C3"``, ``"C4"`` to load (one name or a list).
 
     Returns
     -------
@@ -34,6 +34,7 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
     """
     from sthisto.read import legacy_st
 
+    sections = [sections] if isinstance(sections, str) else list(sections)
     unknown = set(sections) - set(DEMO_SECTIONS)
     if unknown:
         raise ValueError(f"unknown demo sections {sorted(unknown)}; choose from {DEMO_SECTIONS}")

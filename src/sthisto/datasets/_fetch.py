@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
+from sthisto._errors import InputError, downloading
 from sthisto._logging import logger
 from sthisto._settings import settings
 
@@ -32,8 +34,33 @@ def dataset_entry(dataset: str) -> dict:
     return reg[dataset]
 
 
+_URL = re.compile(r"(https?|s?ftp)://\S+")
+
+
+def resolve_base_url(default: str, base_url: str | None = None) -> str:
+    """Return the base URL of a download: ``base_url=``, else ``STHISTO_DATA_URL``, else ``default``.
+
+    A ``base_url`` or ``STHISTO_DATA_URL`` that is not an http(s)/ftp URL raises a
+    ``ValueError`` naming where it came from; an empty ``STHISTO_DATA_URL`` counts as unset.
+    """
+    if base_url is not None:
+        source, url = "base_url", base_url
+    elif os.environ.get("STHISTO_DATA_URL", "").strip():
+        source, url = "the environment variable STHISTO_DATA_URL", os.environ["STHISTO_DATA_URL"]
+    else:
+        return default.rstrip("/")
+    if not isinstance(url, str) or not _URL.fullmatch(url.strip()):
+        raise InputError(f"{source} = {url!r} is not an http(s) or ftp URL. To fix: give the base URL of a "
+                         "mirror with the same layout, e.g. 'https://mirror.example.org/sthisto'.")
+    return url.strip().rstrip("/")
+
+
 def fetch(dataset: str, name: str, *, base_url: str | None = None) -> Path:
-    """Download (once) and return the local path of file ``name`` of ``dataset``."""
+    """Download (once) and return the local path of file ``name`` of ``dataset``.
+
+    Network and HTTP failures raise an ``OSError`` naming the URL; a file whose sha256
+    differs from the registry raises a ``ValueError``.
+    """
     import pooch
 
     entry = dataset_entry(dataset)
@@ -41,15 +68,15 @@ def fetch(dataset: str, name: str, *, base_url: str | None = None) -> Path:
         known = sorted(entry["files"])
         raise KeyError(f"{dataset!r} has no file {name!r}; known files include {known[:6]} …")
     item = entry["files"][name]
-    base = base_url or os.environ.get("STHISTO_DATA_URL") or entry["base_url"]
-    url = f"{base.rstrip('/')}/{item['path']}"
+    url = f"{resolve_base_url(entry['base_url'], base_url)}/{item['path']}"
     target = Path(settings.datasetdir) / dataset
     logger.info("fetching %s (%s)", url, entry.get("license", "license unknown"))
-    path = pooch.retrieve(
-        url,
-        known_hash=f"sha256:{item['sha256']}",
-        fname=name.replace("/", "_"),
-        path=target,
-        progressbar=settings.progress_bar,
-    )
+    with downloading(url, f"file {name!r} of dataset {dataset!r}", target=target):
+        path = pooch.retrieve(
+            url,
+            known_hash=f"sha256:{item['sha256']}",
+            fname=name.replace("/", "_"),
+            path=target,
+            progressbar=settings.progress_bar,
+        )
     return Path(path)

@@ -8,12 +8,14 @@ are © the Gene Ontology Consortium, licensed CC BY 4.0. Nothing is downloaded a
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
+from sthisto._errors import downloading
 from sthisto._logging import logger
 from sthisto._settings import settings
+
+from ._fetch import resolve_base_url
 
 GO_BASE_URL = "http://release.geneontology.org"
 GO_FILES = {"ontology": "ontology/go-basic.obo", "annotations": "annotations/goa_human.gaf.gz"}
@@ -48,7 +50,7 @@ def gene_ontology(release: str = "2019-01-29", *, base_url: str | None = None) -
 
     if not isinstance(release, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", release):
         raise ValueError(f"release must be a GO release date 'YYYY-MM-DD', got {release!r}")
-    base = (base_url or os.environ.get("STHISTO_DATA_URL") or GO_BASE_URL).rstrip("/")
+    base = resolve_base_url(GO_BASE_URL, base_url)
     target = Path(settings.datasetdir) / "gene_ontology" / release
     pins = GO_REGISTRY.get(release, {})
     out = {}
@@ -56,10 +58,11 @@ def gene_ontology(release: str = "2019-01-29", *, base_url: str | None = None) -
         url = f"{base}/{release}/{rel}"
         known = pins.get(kind)
         logger.info("fetching %s (%s)", url, GO_LICENSE)
-        path = pooch.retrieve(
-            url, known_hash=None if known is None else f"sha256:{known}", fname=Path(rel).name,
-            path=target, progressbar=settings.progress_bar,
-        )
+        with downloading(url, f"GO {release} {kind} file", target=target):
+            path = pooch.retrieve(
+                url, known_hash=None if known is None else f"sha256:{known}", fname=Path(rel).name,
+                path=target, progressbar=settings.progress_bar,
+            )
         if known is None:
             logger.warning("%s is not hash-pinned in sthisto (integrity not verified); its sha256 is %s",
                            url, pooch.file_hash(path))

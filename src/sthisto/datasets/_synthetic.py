@@ -17,6 +17,7 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._image import downsample
+from sthisto._validate import integer, number, one_of
 
 _LIBRARY_ID = "synthetic"
 _N_PROGRAMS = 3  # density, size, eosin
@@ -44,11 +45,22 @@ def _sample_field(field: np.ndarray, x: np.ndarray, y: np.ndarray, step: float) 
 
 
 def _hex_grid(n_spots: int, pitch: float, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Visium layout: odd rows shifted by half a pitch, array columns ``2·col + row % 2``."""
     n_cols = int(np.ceil(np.sqrt(n_spots * 2 / np.sqrt(3))))
     rows, cols = np.divmod(np.arange(n_spots), n_cols)
     x = margin + (cols + 0.5 * (rows % 2)) * pitch
     y = margin + rows * pitch * np.sqrt(3) / 2
     return np.column_stack([x, y]), np.column_stack([rows, 2 * cols + rows % 2])
+
+
+def _square_grid(n_spots: int, pitch: float, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Legacy ST layout: a square lattice, array columns and rows one pitch apart."""
+    n_cols = int(np.ceil(np.sqrt(n_spots)))
+    rows, cols = np.divmod(np.arange(n_spots), n_cols)
+    return np.column_stack([margin + cols * pitch, margin + rows * pitch]), np.column_stack([rows, cols])
+
+
+_GRIDS = {"hexagonal": _hex_grid, "square": _square_grid}
 
 
 def _plant_nuclei(rng, shape, mpp, density, size, step) -> pd.DataFrame:
@@ -160,6 +172,7 @@ def synthetic(
     microns_per_pixel: float = 1.0,
     spot_diameter_um: float = 55.0,
     spot_pitch_um: float = 100.0,
+    grid: str = "hexagonal",
     seed: int = 0,
 ) -> AnnData:
     """Make a synthetic H&E section with planted nuclei and image-driven expression.
@@ -175,6 +188,9 @@ def synthetic(
         Pixel size of the full-resolution image.
     spot_diameter_um, spot_pitch_um
         Spot geometry in microns.
+    grid
+        Spot layout: ``"hexagonal"`` (Visium) or ``"square"`` (legacy ST, e.g. with
+        ``spot_diameter_um=100, spot_pitch_um=200``).
     seed
         Section seed: layout, nuclei and counts. Gene programs do not depend on it.
 
@@ -185,12 +201,16 @@ def synthetic(
     (``images['fullres'|'hires']``, ``scalefactors``), and ``uns['sthisto_synthetic']``
     with the planted ``nuclei`` table, ``latents`` per spot, and toy ``go_obo``/``go_gaf`` text.
     """
-    if n_spots < 1 or n_genes < 1:
-        raise ValueError("n_spots and n_genes must be positive")
+    n_spots, n_genes = integer(n_spots, "n_spots", minimum=1), integer(n_genes, "n_genes", minimum=1)
+    microns_per_pixel = number(microns_per_pixel, "microns_per_pixel", positive=True)
+    spot_diameter_um = number(spot_diameter_um, "spot_diameter_um", positive=True)
+    spot_pitch_um = number(spot_pitch_um, "spot_pitch_um", positive=True)
+    make_grid = _GRIDS[one_of(grid, "grid", tuple(_GRIDS))]
+    seed = integer(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     tissue = np.random.default_rng(20240601 + n_genes)  # gene programs: same for all seeds
     pitch = spot_pitch_um / microns_per_pixel
-    xy, array_pos = _hex_grid(n_spots, pitch, margin=pitch)
+    xy, array_pos = make_grid(n_spots, pitch, margin=pitch)
     shape = (int(xy[:, 1].max() + pitch), int(xy[:, 0].max() + pitch))
     step = 8.0
     coarse = (int(shape[0] // step) + 1, int(shape[1] // step) + 1)

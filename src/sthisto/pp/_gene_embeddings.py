@@ -15,8 +15,10 @@ from sthisto._docs import doc_params
 from sthisto._expression import log_normalized
 from sthisto._logging import logger
 from sthisto._settings import settings
-from sthisto._utils import copy_or_self, save_data
-from sthisto._validate import unique_var_names
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import integer, number, one_of, raw_counts, unique_var_names
+
+from ._word2vec import read_gene_vectors
 
 METHODS = ("gene2vec",)
 
@@ -69,21 +71,6 @@ def coexpressed_pairs(
     return [(str(names[p]), str(names[q])) for p, q in zip(lo[sel], hi[sel], strict=True)]
 
 
-def _load_vectors(path: Path):
-    from gensim.models import KeyedVectors
-
-    if not path.is_file():
-        raise FileNotFoundError(f"gene vector file {path} does not exist")
-    binary_first = path.suffix in (".bin", ".gz") and ".txt" not in path.suffixes
-    errors = []
-    for binary, no_header in ((binary_first, False), (not binary_first, False), (False, True)):
-        try:
-            return KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=no_header)
-        except Exception as err:  # noqa: BLE001 - try the next word2vec flavour, report all below
-            errors.append(f"binary={binary}, no_header={no_header}: {err}")
-    raise ValueError(f"could not read {path} as word2vec text or binary vectors: " + " | ".join(errors))
-
-
 @doc_params
 def gene_embeddings(
     adata: AnnData,
@@ -105,8 +92,11 @@ def gene_embeddings(
 ) -> AnnData | None:
     """Gene embeddings (Gene2Vec) for every gene in ``var_names``.
 
-    With ``path``, pretrained vectors are read with gensim ``KeyedVectors`` (word2vec text
-    or binary format, e.g. the published 200-d Gene2Vec file). Otherwise Gene2Vec is trained
+    With ``path``, pretrained vectors are read from a word2vec file, text (with or without
+    the ``"<count> <dim>"`` header, e.g. the published 200-d Gene2Vec file) or binary; the
+    format is read from the content, and a malformed line raises an error naming the line.
+    Vectors with NaN or infinite values are left out with a warning and their genes count
+    as missing. Otherwise Gene2Vec is trained
     as its authors did: gensim Word2Vec skip-gram on "sentences" that are co-expressed gene
     pairs, here mined from the sections ``adatas`` (log-normalised expression; pairs with
     Pearson r ≥ ``min_corr`` plus each gene's ``n_neighbors`` best partners), with one
@@ -151,26 +141,32 @@ def gene_embeddings(
     - ``adata.varm['{{key_added}}']``: float32 (n_vars × dim) gene vectors.
     - ``adata.var['{{key_added}}_missing']``: True where the gene had no vector (mean vector used).
     - ``adata.uns['{{key_added}}']``: ``params``, ``coverage`` (fraction of genes with a
-      vector), ``n_missing``, ``n_pairs`` (training only).
+      finite vector), ``n_missing``, ``n_nonfinite`` (vectors of the file left out for NaN or
+      infinite values; ``path`` only), ``n_pairs`` (training only).
     """
     adata = copy_or_self(adata, copy)
     unique_var_names(adata)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    one_of(method, "method", METHODS)
     seed = settings.resolve_seed(seed)
     names = adata.var_names.astype(str).tolist()
     info: dict = {}
     if path is not None:
-        kv = _load_vectors(Path(path))
-        dim = int(kv.vector_size)
+        vectors = read_gene_vectors(path)
+        index = {n: i for i, n in enumerate(vectors.names)}
+        dim = vectors.dim
+        info["n_nonfinite"] = vectors.n_nonfinite
     else:
-        if int(dim) < 1 or int(epochs) < 1:
-            raise ValueError(f"dim and epochs must be positive, got dim={dim}, epochs={epochs}")
-        from gensim.models import Word2Vec
-
+        dim, window, epochs, negative = (integer(v, k, minimum=1) for k, v in
+                                         (("dim", dim), ("window", window), ("epochs", epochs), ("negative", negative)))
+        n_neighbors, max_pairs = integer(n_neighbors, "n_neighbors", minimum=0), integer(max_pairs, "max_pairs", minimum=0)
+        min_corr = number(min_corr, "min_corr", maximum=1.0)
         sections = [adata] if adatas is None else list(adatas)
         if not sections or not all(isinstance(a, AnnData) for a in sections):
             raise TypeError("adatas must be a non-empty sequence of AnnData sections")
+        for i, a in enumerate(sections):
+            raw_counts(a, layer, where="adata" if adatas is None else f"adatas[{i}]")
+        from gensim.models import Word2Vec
+
         pairs = []
         for a in sections:
             pairs += coexpressed_pairs(a, layer=layer, min_corr=min_corr, n_neighbors=n_neighbors,
@@ -183,33 +179,36 @@ def gene_embeddings(
         rng = np.random.default_rng(seed)
         sentences = [list(pairs[i]) for i in rng.permutation(len(pairs))]
         model = Word2Vec(
-            sentences, vector_size=int(dim), window=int(window), min_count=1, sg=1, negative=int(negative),
-            workers=1, seed=seed, epochs=int(epochs), hashfxn=_stable_hash, sample=0,
+            sentences, vector_size=dim, window=window, min_count=1, sg=1, negative=negative,
+            workers=1, seed=seed, epochs=epochs, hashfxn=_stable_hash, sample=0,
         )
-        kv = model.wv
+        index = {n: i for i, n in enumerate(model.wv.index_to_key)}
+        vectors = model.wv
         info["n_pairs"] = len(pairs)
-    have = np.array([n in kv.key_to_index for n in names], dtype=bool)
+    have = np.array([n in index for n in names], dtype=bool)
     if not have.any():
         raise ValueError(
             f"no gene of var_names (e.g. {names[:3]}) has a vector; the vectors cover e.g. "
-            f"{list(kv.index_to_key[:3])}. Use gene symbols as var_names."
+            f"{list(index)[:3]}. Use gene symbols as var_names."
         )
-    emb = np.empty((len(names), int(dim)), dtype=np.float32)
-    emb[have] = np.stack([kv[n] for n, h in zip(names, have, strict=True) if h]).astype(np.float32)
+    emb = np.empty((len(names), dim), dtype=np.float32)
+    emb[have] = np.asarray(vectors.vectors, dtype=np.float32)[[index[n] for n, h in zip(names, have, strict=True) if h]]
     emb[~have] = emb[have].mean(axis=0)
     coverage = float(have.mean())
     log = logger.warning if coverage < 0.5 else logger.info
     log("gene_embeddings: %d of %d genes have a vector (%.1f%%); the rest get the mean vector",
         int(have.sum()), len(names), 100 * coverage)
-    save_data(adata, attr="varm", key=key_added, data=emb)
-    save_data(adata, attr="var", key=f"{key_added}_missing", data=~have)
     if path is not None:  # record what was used: the file, not unused training settings
-        params = {"method": method, "path": Path(path).name, "dim": int(dim)}
+        params = {"method": method, "path": Path(path).name, "dim": dim}
     else:
-        params = {"method": method, "dim": int(dim), "window": int(window), "epochs": int(epochs),
-                  "negative": int(negative), "min_corr": float(min_corr), "n_neighbors": int(n_neighbors),
-                  "max_pairs": int(max_pairs), "seed": int(seed), "layer": layer or "",
+        params = {"method": method, "dim": dim, "window": window, "epochs": epochs,
+                  "negative": negative, "min_corr": min_corr, "n_neighbors": n_neighbors,
+                  "max_pairs": max_pairs, "seed": int(seed), "layer": layer or "",
                   "n_sections": 1 if adatas is None else len(adatas)}
     info.update({"params": params, "coverage": coverage, "n_missing": int((~have).sum())})
-    save_data(adata, attr="uns", key=key_added, data=info)
+    out = Outputs()
+    out.add("varm", key_added, emb)
+    out.add("var", f"{key_added}_missing", ~have)
+    out.add("uns", key_added, info)
+    out.write(adata)
     return adata if copy else None

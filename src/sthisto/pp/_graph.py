@@ -10,8 +10,10 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
+from sthisto._errors import InputError
+from sthisto._logging import logger
 from sthisto._utils import copy_or_self, save_data
-from sthisto._validate import spatial_coords
+from sthisto._validate import distinct_positions, integer, number, spatial_coords
 
 
 def knn_graph(
@@ -28,6 +30,10 @@ def knn_graph(
     ``symmetric=True`` links ``i`` and ``j`` when either is a neighbour of the other
     (``A ∨ Aᵀ``), the undirected graph M2TGLGO uses.
 
+    Spots must have distinct positions (coincident spots raise), and a radius graph must
+    link at least two spots (a radius below every nearest-spot distance raises; spots left
+    without a neighbour are reported in a warning).
+
     Returns
     -------
     ``(connectivities, distances)``: float32 0/1 and float64 Euclidean CSR matrices.
@@ -36,6 +42,8 @@ def knn_graph(
 
     xy = np.asarray(xy)
     n = len(xy)
+    n_neighs = integer(n_neighs, "n_neighs", minimum=1)
+    distinct_positions(xy, np.arange(n), where="xy")
     if radius is None:
         if n <= n_neighs:
             raise ValueError(f"a {n_neighs}-NN graph needs more than {n_neighs} spots, got {n}.")
@@ -44,10 +52,10 @@ def knn_graph(
         dists, cols = dists.reshape(-1), cols.reshape(-1)
         rows = np.repeat(np.arange(n), n_neighs)
     else:
-        if not radius > 0:
-            raise ValueError(f"radius must be positive, got {radius}")
+        radius = number(radius, "radius", positive=True)
         tree = NearestNeighbors(radius=radius, metric="euclidean").fit(xy)
         dists, cols = tree.radius_neighbors()
+        _check_radius(radius, [len(c) for c in cols], xy)
         rows = np.repeat(np.arange(n), [len(c) for c in cols])
         dists = np.concatenate(dists) if n else np.zeros(0)
         cols = np.concatenate(cols).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
@@ -63,6 +71,27 @@ def knn_graph(
         conn = conn.maximum(conn.T).tocsr().astype(np.float32)
         dist = dist.maximum(dist.T).tocsr()
     return conn, dist
+
+
+def _check_radius(radius: float, degrees: list[int], xy: np.ndarray) -> None:
+    """Raise when a radius graph has no edge; warn about spots left without a neighbour."""
+    isolated = int(np.sum(np.asarray(degrees) == 0))
+    if not isolated:
+        return
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(xy) < 2:
+        raise InputError(f"a radius graph needs at least 2 spots, got {len(xy)}.")
+    nearest = NearestNeighbors(n_neighbors=1).fit(xy).kneighbors()[0].ravel()
+    typical = float(np.median(nearest))
+    if isolated == len(xy):
+        raise InputError(
+            f"radius={radius:g} links no two spots: the median distance to the nearest spot is {typical:.4g} "
+            f"(same units as the coordinates, full-resolution pixels for obsm['spatial']). To fix: pass a "
+            f"radius above it (e.g. radius={1.1 * typical:.4g}), or n_neighs= for a kNN graph."
+        )
+    logger.warning("radius=%g leaves %d of %d spots without a neighbour (median nearest-spot distance %.4g); "
+                   "they stay isolated in the graph", radius, isolated, len(xy), typical)
 
 
 @doc_params
@@ -111,6 +140,7 @@ def spatial_graph(
     """
     adata = copy_or_self(adata, copy)
     xy = spatial_coords(adata, spatial_key)
+    distinct_positions(xy, adata.obs_names, where=f"adata.obsm[{spatial_key!r}]")
     conn, dist = knn_graph(xy, n_neighs=n_neighs, radius=radius, symmetric=symmetric)
     conn_key, dist_key = K.connectivities_key(key_added), K.distances_key(key_added)
     save_data(adata, attr="obsp", key=conn_key, data=conn)

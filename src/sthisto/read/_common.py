@@ -1,39 +1,68 @@
-"""Pieces shared by the readers: count validation, image attachment, coordinate checks."""
+"""Pieces shared by the readers: tables, counts, coordinate checks and image attachment."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from sthisto import _constants as K
-from sthisto._image import downsample, read_image
+from sthisto._errors import InputError, file_format_error, reading
+from sthisto._image import downsample, file_fingerprint, read_image
 from sthisto._logging import logger
+from sthisto._validate import counts_matrix, existing_file
 
 
-def require_file(path, what: str) -> Path:
-    """Return ``path`` as a Path, raising FileNotFoundError naming ``what`` if absent."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
+def read_table(path: Path, what: str, *, expected: str, **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` with any parse error re-raised naming ``path``, ``what`` and ``expected``."""
+    with reading(path, what, expected=expected):
+        return pd.read_csv(path, **kwargs)
 
 
-def integer_counts(values, *, where: str) -> sp.csr_matrix:
-    """Validate raw counts (finite, non-negative, integer) and return them as float32 CSR.
+def row_label(table: pd.DataFrame, position: int, *, header_lines: int = 1) -> str:
+    """``"spot 'AAAC-1'"`` for a labelled row, ``"line 7"`` (of the file) for a numbered one."""
+    if isinstance(table.index, pd.RangeIndex):
+        return f"line {position + 1 + header_lines}"
+    return f"spot {table.index[position]!r}"
 
-    Sparse input is checked on its stored values only, never densified.
+
+def numeric_columns(table: pd.DataFrame, columns, *, path: Path, what: str, integer: bool = False,
+                    header_lines: int = 1) -> None:
+    """Raise unless ``columns`` of ``table`` are finite numbers (whole numbers with ``integer``)."""
+    for column in columns:
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(values)
+        if integer:
+            bad |= values != np.round(values)
+        if bad.any():
+            first = int(np.argmax(bad))
+            kind = "whole numbers" if integer else "finite numbers"
+            value = table[column].iloc[first]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            raise file_format_error(
+                path, what,
+                f"column {column!r} holds {int(bad.sum())} value(s) that are not {kind} (e.g. "
+                f"{shown} at {row_label(table, first, header_lines=header_lines)})",
+                fix="correct or remove those rows",
+            )
+
+
+def check_library_id(library_id) -> None:
+    """Raise unless ``library_id`` is ``None`` or a non-empty string."""
+    if library_id is not None and (not isinstance(library_id, str) or not library_id.strip()):
+        raise InputError(f"library_id must be a non-empty string or None, got {library_id!r}.")
+
+
+def counts_csr(values, *, where: str, labels=None) -> sp.csr_matrix:
+    """Validate raw counts (numeric, finite, non-negative, integer, not all zero) as float32 CSR.
+
+    The check runs on the original values (sparse input on its stored values only, never
+    densified), then the matrix is converted. ``labels`` = (spot ids, gene names).
     """
-    matrix = sp.csr_matrix(values if sp.issparse(values) else np.asarray(values), dtype=np.float32)
-    stored = np.asarray(values.tocsr().data if sp.issparse(values) else values, dtype=np.float64)
-    if not np.isfinite(stored).all():
-        raise ValueError(f"{where}: counts contain NaN or infinite values.")
-    if (stored < 0).any():
-        raise ValueError(f"{where}: counts contain negative values; raw counts must be >= 0.")
-    if not np.array_equal(stored, np.round(stored)):
-        raise ValueError(f"{where}: counts are not integers; pass raw UMI/read counts.")
-    return matrix
+    counts_matrix(values, where=where, integer=True, nonzero=True, labels=labels)
+    return sp.csr_matrix(values if sp.issparse(values) else np.asarray(values), dtype=np.float32)
 
 
 def check_inside(xy: np.ndarray, shape: tuple[int, ...], *, where: str, ids) -> None:
@@ -55,15 +84,17 @@ def image_entry(
     """Build ``uns['spatial'][lib]`` for a full-resolution image file.
 
     The hires image (longer side ≤ 2000 px) is always stored; the full-resolution one is
-    stored as an array when ``load_fullres`` else referenced by path in ``metadata``.
+    stored as an array when ``load_fullres`` else referenced by path in ``metadata``, with
+    its fingerprint (size, sampled checksum, shape) so a later read can tell if it changed.
     """
-    path = require_file(image, "image file")
+    path = existing_file(image, "image file")
     img = read_image(path)
     hires, scalef = downsample(img, max_dim=2000)
     images = {K.HIRES: hires}
     if load_fullres:
         images[K.FULLRES] = np.asarray(img)
-    meta = {K.FULLRES_PATH: str(path.resolve()), **(metadata or {})}
+    fingerprint = {**file_fingerprint(path), "shape": [int(n) for n in img.shape]}
+    meta = {K.FULLRES_PATH: str(path.resolve()), K.FULLRES_FINGERPRINT: fingerprint, **(metadata or {})}
     entry = {
         "images": images,
         "scalefactors": {**scalefactors, K.SCALEF_HIRES: scalef},

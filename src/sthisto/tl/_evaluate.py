@@ -22,6 +22,7 @@ from sthisto._docs import doc_params
 from sthisto._expression import TRANSFORMS, gene_indices, targets
 from sthisto._logging import logger
 from sthisto._utils import copy_or_self, save_data
+from sthisto._validate import raw_counts
 
 METRICS = ("pcc", "spearman", "mse", "mae")
 _VAR_KEYS = {"pcc": K.PCC, "spearman": K.SPEARMAN, "mse": K.MSE, "mae": K.MAE}
@@ -197,6 +198,7 @@ def evaluate(
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     adata = copy_or_self(adata, copy)
     pred = _predictions(adata, pred_key)
+    raw_counts(adata, layer, where="adata")
     genes = _resolve_genes(adata, pred, genes)
     idx = gene_indices(adata, genes)
     observed = targets(adata, genes, layer, transform=transform)

@@ -12,6 +12,7 @@ from anndata import AnnData
 from sthisto._docs import doc_params
 from sthisto._logging import logger
 from sthisto._logging import progress as _progress
+from sthisto._validate import raw_counts
 
 from . import _data
 from ._model import M2TGLGO, build_module
@@ -156,6 +157,7 @@ def fit(
     feats = []
     for i, a in enumerate(adatas):
         _data.check_section(a, f"training section {i}")
+        raw_counts(a, layer, where=f"training section {i}")
         feats.append(_data.read_features(a, modalities, f"training section {i}"))
     dims = {m: feats[0][m].shape[1] for m in modalities}
     for i, f in enumerate(feats[1:], start=1):
@@ -180,6 +182,7 @@ def fit(
     val = None
     if val_adata is not None:
         _data.check_section(val_adata, "val_adata")
+        raw_counts(val_adata, layer, where="val_adata")
         vf = _data.read_features(val_adata, modalities, "val_adata")
         _data.check_dims(vf, dims, "val_adata")
         _data.check_genes(val_adata, genes, "val_adata")

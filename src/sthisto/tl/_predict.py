@@ -9,7 +9,8 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, save_data
+from sthisto._utils import copy_or_self, detach, save_data
+from sthisto._validate import unique_var_names
 
 from ._model import M2TGLGO
 
@@ -74,6 +75,7 @@ def predict(
     """
     _check_model(model)
     adata = copy_or_self(adata, copy)
+    unique_var_names(adata)
     pos = adata.var_names.get_indexer(model.genes)
     present = pos >= 0
     if not present.any():
@@ -125,7 +127,7 @@ def predict_anndata(adata: AnnData, model: M2TGLGO) -> AnnData:
         obsp={k: v.copy() for k, v in adata.obsp.items()},
     )
     if K.SPATIAL_UNS in adata.uns:
-        out.uns[K.SPATIAL_UNS] = adata.uns[K.SPATIAL_UNS]
+        out.uns[K.SPATIAL_UNS] = detach(adata.uns[K.SPATIAL_UNS])
     out.layers[K.PRED] = z.copy()
     out.uns[K.PRED] = _record(model, model.genes)
     return out
