@@ -40,6 +40,10 @@ MODALITY_KEYS = {
 }
 
 
+#: the modalities M2TGLGO uses unless told otherwise (the paper's three)
+DEFAULT_MODALITIES = ("deep", "morphology", "topology")
+
+
 def connectivities_key(key: str) -> str:
     """Return the obsp/varp key of a graph's connectivities."""
     return f"{key}_connectivities"

@@ -64,4 +64,6 @@ def model_sections(seeds=(0, 1, 2), *, n_spots: int = 100, n_genes: int = 50, go
     return out
 
 
-FAST = {"hidden_dims": (16, 32), "epochs": 3, "lr": 3e-3, "n_top_genes": 20, "progress": False}
+# small, fixed-epoch, single-member fits that still exercise every loss term
+FAST = {"hidden_dims": (16, 32), "epochs": 3, "lr": 3e-3, "n_top_genes": 20, "progress": False,
+        "epoch_selection": "fixed", "n_ensemble": 1, "loss_weights": {"ranking": 1.0, "recon": 1.0}}

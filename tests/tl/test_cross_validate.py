@@ -87,35 +87,48 @@ def test_callable_method(sections):
         return Predictor()
 
     df = st.tl.cross_validate(sections, method=oracle, n_top=5, modalities=["deep"], seed=3,
-                              fit_kwargs={"scale": 2.0})
+                              fit_kwargs={"oracle": {"scale": 2.0}})
     pcc = df[df.metric == "pcc"]["value"]
     assert np.allclose(pcc, 1.0) and set(df["method"]) == {"oracle"}
     assert calls[0] == (2, ("deep",), 3, 2.0) and len(calls) == 6  # 3 folds x (hvg, heg)
 
 
-def test_m2tglgo_branch_uses_fit_and_predict(sections, monkeypatch):
-    """The m2tglgo branch calls st.tl.fit / st.tl.predict with their documented signatures."""
+def test_m2tglgo_follows_the_predictor_protocol(sections, monkeypatch):
+    """'m2tglgo' is tl.fit behind the same protocol as every method: nothing is written to the sections."""
+    from sthisto.tl import _methods
+
     seen = {}
 
-    def fake_fit(adatas, *, genes, modalities, layer, seed, epochs):
-        seen.update(n_train=len(adatas), modalities=modalities, epochs=epochs)
-        return {"genes": list(genes)}
+    class Fitted:
+        def __init__(self, genes):
+            self.genes = list(genes)
 
-    def fake_predict(adata, model, *, key_added):
-        pred = np.full(adata.shape, np.nan)  # NaN outside the model's genes
-        idx = adata.var_names.get_indexer(model["genes"])
-        pred[:, idx] = log_normalized(adata, model["genes"])
-        adata.layers[key_added] = pred
-        adata.uns[key_added] = {"params": {}}
+        def predict(self, adata):
+            return log_normalized(adata, self.genes)
 
-    monkeypatch.setattr(st.tl, "fit", fake_fit)
-    monkeypatch.setattr(st.tl, "predict", fake_predict)
-    df = st.tl.cross_validate(sections, n_top=5, modalities=["deep"], fit_kwargs={"epochs": 2})
-    assert seen == {"n_train": 2, "modalities": ("deep",), "epochs": 2}
+    def fake_fit(adatas, *, genes, modalities, layer, seed, epochs, progress):
+        seen.update(n_train=len(adatas), modalities=modalities, epochs=epochs, progress=progress)
+        return Fitted(genes)
+
+    monkeypatch.setattr("sthisto.tl._fit.fit", fake_fit)
+    before = [(set(a.layers), set(a.uns)) for a in sections]
+    df = st.tl.cross_validate(sections, n_top=5, modalities=["deep"], fit_kwargs={"m2tglgo": {"epochs": 2}})
+    assert seen == {"n_train": 2, "modalities": ("deep",), "epochs": 2, "progress": False}
     assert np.allclose(df[df.metric == "pcc"]["value"], 1.0)
-    assert set(df["method"]) == {"m2tglgo"}
-    for a in sections:  # the temporary prediction layer is removed again
-        assert not any(k.startswith("_sthisto") for k in [*a.layers, *a.uns])
+    assert set(df["method"]) == {"m2tglgo"} and _methods.METHODS["m2tglgo"] is _methods._fit_m2tglgo
+    assert [(set(a.layers), set(a.uns)) for a in sections] == before
+
+
+def test_explicit_folds_train_on_one(sections):
+    df = st.tl.cross_validate(sections, method="ridge", n_top=5, modalities=["deep"], section_names=list("ABC"),
+                              folds=[(["A"], ["B", "C"]), ("B", "A")])
+    assert set(df["fold"]) == {"A→B+C", "B→A"}
+    assert set(df[df.fold == "A→B+C"]["test_section"]) == {"B", "C"}
+    assert df.attrs["genes"]["A→B+C"]["hvg"] == st.tl.select_genes(sections[:1], flavor="hvg", n_top=5)
+    for bad in ([(["A"], ["A"])], [(["A"], ["Z"])], [("A",)], []):
+        with pytest.raises(ValueError, match="folds"):
+            st.tl.cross_validate(sections, method="ridge", modalities=["deep"], section_names=list("ABC"),
+                                 folds=bad)
 
 
 def test_bad_input(sections):
@@ -135,10 +148,14 @@ def test_bad_input(sections):
 
 def test_per_method_fit_kwargs(sections):
     df = st.tl.cross_validate(sections, method="knn", n_top=5, modalities=["deep"],
-                              fit_kwargs={"knn": {"n_neighbors": 1}})
+                              fit_kwargs={"knn": {"neighbors": [1]}})
     df2 = st.tl.cross_validate(sections, method=["knn", "ridge"], n_top=5, modalities=["deep"],
-                               fit_kwargs={"knn": {"n_neighbors": 1}})
+                               fit_kwargs={"knn": {"neighbors": [1]}})
     one = df[df.metric == "mse"]["value"].to_numpy()
     np.testing.assert_allclose(one, df2[(df2.metric == "mse") & (df2.method == "knn")]["value"])
     default = st.tl.cross_validate(sections, method="knn", n_top=5, modalities=["deep"])
     assert not np.allclose(one, default[default.metric == "mse"]["value"])
+    with pytest.raises(ValueError, match="fit_kwargs must map method names"):
+        st.tl.cross_validate(sections, method="knn", modalities=["deep"], fit_kwargs={"neighbors": [1]})
+    with pytest.raises(ValueError, match="fit_kwargs must map method names"):
+        st.tl.cross_validate(sections, method="knn", modalities=["deep"], fit_kwargs={"ridge": {}})

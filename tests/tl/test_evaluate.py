@@ -6,7 +6,7 @@ from scipy.stats import pearsonr, spearmanr
 
 import sthisto as st
 from sthisto._expression import log_normalized, targets
-from sthisto.tl._evaluate import gene_gene_corr, gene_metrics, ggc_arrays, pearson_columns
+from sthisto.tl._metrics import gene_gene_corr, gene_metrics, ggc_arrays, pearson_columns
 
 
 def test_gene_metrics_equal_scipy_numpy():

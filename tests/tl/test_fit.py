@@ -3,7 +3,7 @@ import pytest
 
 import sthisto as st
 from sthisto.tl._data import log_targets
-from sthisto.tl._fit import _pearson_per_gene
+from sthisto.tl._metrics import pearson_columns
 
 from ._model_data import FAST, add_go_prior, model_sections
 
@@ -11,7 +11,7 @@ MODALITY_KEYS = ("sthisto_deep", "sthisto_morphology", "sthisto_topology")
 
 
 def _mean_pcc(model, adata):
-    return float(np.nanmean(_pearson_per_gene(log_targets(adata, model.genes), model.predict(adata))))
+    return float(np.nanmean(pearson_columns(log_targets(adata, model.genes), model.predict(adata))))
 
 
 def _shuffle_features(adata, seed):
@@ -62,13 +62,14 @@ def test_same_seed_is_bit_identical_on_cpu():
 )
 def test_ablations_train_and_predict(switches):
     train, (test,) = model_sections((0, 1)), model_sections((2,))
-    model = st.tl.fit(train, **{**FAST, "epochs": 2}, **switches)
+    model = st.tl.fit(train, **{**FAST, "epochs": 2, **switches})
     pred = model.predict(test)
     assert pred.shape == (test.n_obs, len(model.genes)) and np.isfinite(pred).all()
     assert len(model.history) == 2
     cols = set(model.history.columns)
-    assert ("ranking" in cols) == switches.get("use_ranking", True)
-    assert ("recon" in cols) == switches.get("use_recon", True)
+    weights = {**FAST["loss_weights"], **switches.get("loss_weights", {})}
+    assert ("ranking" in cols) == (switches.get("use_ranking", True) and weights["ranking"] > 0)
+    assert ("recon" in cols) == (switches.get("use_recon", True) and weights["recon"] > 0)
     assert model.modalities == list(switches.get("modalities", ("deep", "morphology", "topology")))
 
 

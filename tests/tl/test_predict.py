@@ -27,7 +27,7 @@ def test_predict_writes_layer_and_uns(model):
     uns = a.uns["sthisto_pred"]
     assert list(uns["genes"]) == model.genes
     assert uns["model_version"] == st.__version__
-    assert uns["params"]["gamma"] == 0.6 and uns["params"]["layer"] == "None"
+    assert uns["params"]["gamma"] == 0.6 and uns["layer"] == "None" and uns["epochs"] == 3
     assert (a.X != before).nnz == 0  # inputs untouched
 
 

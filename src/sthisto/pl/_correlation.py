@@ -10,7 +10,8 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._expression import gene_indices, targets
-from sthisto.tl._evaluate import _predictions, _resolve_genes, gene_gene_corr, ggc_arrays
+from sthisto.tl._evaluate import _predictions, _resolve_genes
+from sthisto.tl._metrics import gene_gene_corr, ggc_arrays
 
 
 def _gene_correlation_data(

@@ -15,7 +15,8 @@ from sthisto import _constants as K
 from sthisto._expression import gene_indices, targets
 from sthisto._image import scalefactors, spatial_entry
 from sthisto._validate import spatial_coords
-from sthisto.tl._evaluate import _predictions, pearson_columns
+from sthisto.tl._evaluate import _predictions
+from sthisto.tl._metrics import pearson_columns
 
 
 def _spatial_pred_data(

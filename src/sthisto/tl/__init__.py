@@ -1,5 +1,6 @@
 """sthisto.tl."""
 
+from ._config import M2TGLGOConfig
 from ._cross_validate import cross_validate
 from ._evaluate import evaluate, gene_correlation_recovery
 from ._fit import fit
@@ -7,5 +8,5 @@ from ._model import M2TGLGO
 from ._predict import predict, predict_anndata
 from ._select_genes import select_genes
 
-__all__: list[str] = ["fit", "predict", "predict_anndata", "M2TGLGO",
+__all__: list[str] = ["fit", "predict", "predict_anndata", "M2TGLGO", "M2TGLGOConfig",
            "evaluate", "select_genes", "cross_validate", "gene_correlation_recovery"]

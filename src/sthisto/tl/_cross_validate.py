@@ -23,24 +23,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from sthisto import _constants as K
 from sthisto._expression import targets
 from sthisto._logging import logger, progress
-from sthisto.tl._baselines import BASELINES, fit_baseline
-from sthisto.tl._evaluate import gene_metrics, ggc_arrays
-from sthisto.tl._select_genes import common_genes, select_genes
+from sthisto._settings import settings
+
+from ._methods import FitFunction, resolve_method
+from ._metrics import gene_metrics, ggc_arrays
+from ._select_genes import common_genes, select_genes
 
 PROTOCOLS = {
     "paper": "top-n HVG/HEG chosen on training sections; per-section mean per-gene PCC",
     "selected": "mean of the n best per-gene PCCs among candidate genes (optimistic: genes chosen on the test result)",
     "hest": "log1p targets; per-gene PCC pooled over the test split (HEST-Benchmark style)",
 }
-_TMP_KEY = "_sthisto_cv_pred"
 
 
 def _section_names(adatas: Sequence[AnnData], names: Sequence[str] | None) -> list[str]:
@@ -58,69 +61,67 @@ def _section_names(adatas: Sequence[AnnData], names: Sequence[str] | None) -> li
     return [f"section{i}" for i in range(len(adatas))]
 
 
-def _folds(names: list[str], groups: Sequence | None) -> list[tuple[str, list[int]]]:
-    """``[(fold label, test section indices)]``: one section, or one group, per fold."""
+def _folds(names: list[str], groups: Sequence | None, folds) -> list[tuple[str, list[int], list[int]]]:
+    """``[(fold label, training indices, test indices)]``.
+
+    Leave one section (or one group) out, or the explicit ``folds``: pairs of (training
+    section names, test section names).
+    """
+    if folds is not None:
+        if groups is not None:
+            raise ValueError("give groups= or folds=, not both.")
+        index = {n: i for i, n in enumerate(names)}
+        out = []
+        for k, fold in enumerate(folds):
+            try:
+                train, test = ([train_or_test] if isinstance(train_or_test, str) else list(train_or_test)
+                               for train_or_test in fold)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"folds[{k}] must be a pair (training section names, test section names), "
+                                 f"got {fold!r}.") from err
+            unknown = [n for n in [*train, *test] if n not in index]
+            if unknown or not train or not test or set(train) & set(test):
+                raise ValueError(f"folds[{k}] = {fold!r}: training and test sections must be non-empty, "
+                                 f"disjoint names from {names} (unknown: {unknown}).")
+            out.append((f"{'+'.join(train)}→{'+'.join(test)}", [index[n] for n in train], [index[n] for n in test]))
+        if not out:
+            raise ValueError("folds is empty.")
+        return out
     if groups is None:
-        folds = [(n, [i]) for i, n in enumerate(names)]
+        test_sets = [(n, [i]) for i, n in enumerate(names)]
     else:
         groups = [str(g) for g in groups]
         if len(groups) != len(names):
             raise ValueError(f"groups has {len(groups)} labels for {len(names)} sections.")
         labels = list(dict.fromkeys(groups))
-        folds = [(g, [i for i, x in enumerate(groups) if x == g]) for g in labels]
-    if len(folds) < 2:
+        test_sets = [(g, [i for i, x in enumerate(groups) if x == g]) for g in labels]
+    if len(test_sets) < 2:
         raise ValueError("cross-validation needs at least two sections (or two groups).")
-    return folds
+    return [(label, [i for i in range(len(names)) if i not in test], test) for label, test in test_sets]
 
 
-class _Method:
-    """Uniform fit/predict over M2TGLGO, baselines and user callables."""
+def _predict(name: str, model, adata: AnnData, genes: list[str]) -> np.ndarray:
+    pred = np.asarray(model.predict(adata), dtype=np.float64)
+    if pred.shape != (adata.n_obs, len(genes)):
+        raise ValueError(f"method {name!r} predicted shape {pred.shape}, expected {(adata.n_obs, len(genes))}.")
+    return pred
 
-    def __init__(self, method: str | Callable, fit_kwargs: dict[str, Any]):
-        self.method = method
-        self.fit_kwargs = fit_kwargs
-        if callable(method):
-            self.name = getattr(method, "__name__", type(method).__name__)
-        elif method == "m2tglgo" or method in BASELINES:
-            self.name = method
-        else:
-            raise ValueError(
-                f"method must be 'm2tglgo', one of {BASELINES}, or a callable; got {method!r}"
-            )
 
-    def fit(self, train, *, genes, modalities, layer, seed):
-        kw = dict(self.fit_kwargs)
-        if callable(self.method):
-            return self.method(train, genes=genes, modalities=modalities, layer=layer, seed=seed, **kw)
-        if self.method == "m2tglgo":
-            import sthisto as st
-
-            return st.tl.fit(train, genes=genes, modalities=modalities, layer=layer, seed=seed, **kw)
-        return fit_baseline(train, method=self.method, genes=genes, features=modalities,
-                            layer=layer, seed=seed, **kw)
-
-    def predict(self, model, adata: AnnData, genes: list[str]) -> np.ndarray:
-        if self.method == "m2tglgo":
-            import sthisto as st
-
-            had_layer, had_uns = _TMP_KEY in adata.layers, _TMP_KEY in adata.uns
-            try:
-                st.tl.predict(adata, model, key_added=_TMP_KEY)
-                x = adata.layers[_TMP_KEY]
-                x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
-                pred = x[:, adata.var_names.get_indexer(genes)]
-            finally:
-                if not had_layer and _TMP_KEY in adata.layers:
-                    del adata.layers[_TMP_KEY]
-                if not had_uns and _TMP_KEY in adata.uns:
-                    del adata.uns[_TMP_KEY]
-        else:
-            pred = np.asarray(model.predict(adata), dtype=np.float64)
-        if pred.shape != (adata.n_obs, len(genes)):
-            raise ValueError(
-                f"method {self.name!r} predicted shape {pred.shape}, expected {(adata.n_obs, len(genes))}."
-            )
-        return pred
+def _methods(method, fit_kwargs) -> list[tuple[str, FitFunction, dict]]:
+    """``[(name, fit function, its keyword arguments)]``; ``fit_kwargs`` is keyed by method name."""
+    methods = [method] if isinstance(method, str) or callable(method) else list(method)
+    resolved = [resolve_method(m) for m in methods]
+    names = [n for n, _ in resolved]
+    if len(set(names)) != len(names):
+        raise ValueError(f"methods must have distinct names, got {names}.")
+    fit_kwargs = dict(fit_kwargs or {})
+    unknown = [k for k in fit_kwargs if k not in names]
+    if unknown or not all(isinstance(v, dict) for v in fit_kwargs.values()):
+        raise ValueError(
+            f"fit_kwargs must map method names to their keyword arguments, e.g. "
+            f"{{'m2tglgo': {{'epochs': 100}}}}; got keys {list(fit_kwargs)} for methods {names}."
+        )
+    return [(n, f, dict(fit_kwargs.get(n, {}))) for n, f in resolved]
 
 
 def _rows(base: dict, values: dict) -> list[dict]:
@@ -144,12 +145,13 @@ def cross_validate(
     protocol: str | Sequence[str] = "paper",
     n_top: int = 50,
     groups: Sequence | None = None,
-    modalities: Sequence[str] = ("deep", "morphology", "topology"),
-    fit_kwargs: dict[str, Any] | None = None,
+    folds: Sequence[tuple[Sequence[str], Sequence[str]]] | None = None,
+    modalities: Sequence[str] = K.DEFAULT_MODALITIES,
+    fit_kwargs: dict[str, dict[str, Any]] | None = None,
     layer: str | None = None,
     n_candidates: int | None = 1000,
     section_names: Sequence[str] | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     return_per_gene: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-validate expression prediction across sections with labelled protocols.
@@ -164,11 +166,14 @@ def cross_validate(
     adatas
         Sections with raw counts and the feature blocks in ``obsm``.
     method
-        ``"m2tglgo"`` (:func:`sthisto.tl.fit` / :func:`sthisto.tl.predict`), ``"ridge"``,
-        ``"knn"``, ``"mean"``, a callable, or a list of these (compared on the same folds
-        and genes). A callable is called as ``method(train_adatas, genes=, modalities=,
-        layer=, seed=, **fit_kwargs)`` and returns an object whose ``predict(adata)``
-        returns an ``(n_obs, len(genes))`` array of log-normalised expression.
+        A method name — ``"m2tglgo"`` (:func:`sthisto.tl.fit`), or a baseline:
+        ``"ridge"``, ``"ridge_context"``, ``"knn"`` (each tuned by inner validation on the
+        training sections of the fold), ``"hest_probe"``, ``"mean"`` (see
+        :func:`sthisto.tl._baselines.fit_baseline`) — a callable, or a list of these
+        (compared on the same folds and genes). Every method follows one protocol: it is
+        called as ``method(train_adatas, genes=, modalities=, layer=, seed=,
+        **fit_kwargs[name])`` and returns an object whose ``predict(adata)`` returns an
+        ``(n_obs, len(genes))`` array of log-normalised expression.
     protocol
         ``"paper"``, ``"selected"``, ``"hest"`` or a list of them (computed from one fit
         per fold and gene set).
@@ -176,14 +181,15 @@ def cross_validate(
         Number of HVG/HEG genes (``paper``, ``hest``) and of best genes (``selected``).
     groups
         One label per section; sections sharing a label are held out together.
+    folds
+        Explicit folds instead: pairs of (training section names, test section names),
+        e.g. ``[(["C2"], ["C3", "C4"]), …]`` for "train on one, test on the others".
     modalities
         Modality names (see :func:`sthisto.tl.fit`) or ``obsm`` keys; every method uses the
         same blocks (the baselines concatenate them).
     fit_kwargs
-        Extra keyword arguments of the fit function (e.g. ``{"epochs": 100}`` for
-        M2TGLGO, ``{"n_neighbors": 5}`` for kNN), passed to every method; a dict keyed by
-        method name (``{"m2tglgo": {"epochs": 100}, "knn": {"n_neighbors": 5}}``) gives
-        per-method arguments.
+        Keyword arguments per method name, e.g. ``{"m2tglgo": {"epochs": 100},
+        "knn": {"neighbors": [5]}}``; a key that names no requested method raises.
     layer
         Layer holding raw counts; ``None`` uses ``X``.
     n_candidates
@@ -193,7 +199,7 @@ def cross_validate(
         Names of the sections in the output; default: their ``uns['spatial']`` library ids
         when unique, else ``section0``, ``section1``…
     seed
-        Seed passed to every fit.
+        Seed passed to every fit (``None``: ``sthisto.settings.seed``).
     return_per_gene
         Also return the per-gene table.
 
@@ -214,46 +220,37 @@ def cross_validate(
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)} (or a list), got {protocol!r}")
-    methods = [method] if isinstance(method, str) or callable(method) else list(method)
-    fit_kwargs = dict(fit_kwargs or {})
-    method_names = {"m2tglgo", *BASELINES} | {getattr(m, "__name__", "") for m in methods}
-    per_method = bool(fit_kwargs) and all(
-        k in method_names and isinstance(v, dict) for k, v in fit_kwargs.items()
-    )
-    runners = []
-    for m in methods:
-        name = m if isinstance(m, str) else getattr(m, "__name__", "")
-        runners.append(_Method(m, dict(fit_kwargs.get(name, {})) if per_method else fit_kwargs))
-    if len({r.name for r in runners}) != len(runners):
-        raise ValueError("methods must have distinct names.")
+    runners = _methods(method, fit_kwargs)
+    seed = settings.resolve_seed(seed)
     modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     names = _section_names(adatas, section_names)
-    folds = _folds(names, groups)
+    fold_list = _folds(names, groups, folds)
     common = common_genes(adatas)  # genes shared by *all* sections, so the test section has them
 
     rows: list[dict] = []
     per_gene: list[pd.DataFrame] = []
     genes_used: dict[str, dict[str, list[str]]] = {}
     timings: list[dict] = []
-    tasks = [(f, r) for f in folds for r in runners]
-    for (fold, test_idx), runner in progress(tasks, desc="cross-validation"):
-        train = [a for i, a in enumerate(adatas) if i not in test_idx]
+    tasks = [(f, r) for f in fold_list for r in runners]
+    for (fold, train_idx, test_idx), (name, fit, kwargs) in progress(tasks, desc="cross-validation"):
+        train = [adatas[i] for i in train_idx]
         tests = [adatas[i] for i in test_idx]
         if fold not in genes_used:
             genes_used[fold] = _gene_sets(train, common, protocols, n_top, n_candidates, layer)
         for gene_set, genes in genes_used[fold].items():
             t0 = time.perf_counter()
-            model = runner.fit(train, genes=genes, modalities=modalities, layer=layer, seed=seed)
+            model = fit(train, genes=genes, modalities=modalities, layer=layer, seed=seed, **kwargs)
             t1 = time.perf_counter()
-            preds = [runner.predict(model, a, genes) for a in tests]
+            preds = [_predict(name, model, a, genes) for a in tests]
             t2 = time.perf_counter()
-            timings.append({"fold": fold, "method": runner.name, "gene_set": gene_set,
-                            "fit_s": t1 - t0, "predict_s": t2 - t1})
-            logger.info("fold %s, %s, %s: fit %.2fs, predict %.2fs", fold, runner.name, gene_set,
-                        t1 - t0, t2 - t1)
+            timings.append({"fold": fold, "method": name, "gene_set": gene_set, "fit_s": t1 - t0,
+                            "predict_s": t2 - t1, "choice": _choice(model)})
+            logger.info("fold %s, %s, %s: fit %.2fs, predict %.2fs", fold, name, gene_set, t1 - t0, t2 - t1)
+            scored = _Scored(fold=fold, method=name, gene_set=gene_set, genes=genes, tests=tests, preds=preds,
+                             test_names=[names[i] for i in test_idx], layer=layer)
             for p in protocols:
-                _score(p, gene_set, genes, tests, preds, [names[i] for i in test_idx],
-                       {"fold": fold, "method": runner.name}, n_top, layer, rows, per_gene)
+                if gene_set in _PROTOCOL_GENE_SETS[p]:
+                    rows += _SCORERS[p](scored, n_top, per_gene)
 
     df = pd.DataFrame(rows, columns=["fold", "test_section", "method", "gene_set", "protocol",
                                      "metric", "value"])
@@ -261,8 +258,9 @@ def cross_validate(
         "protocols": {p: PROTOCOLS[p] for p in protocols},
         "genes": genes_used,
         "timings": timings,
-        "params": {"method": [r.name for r in runners], "protocol": protocols, "n_top": n_top,
+        "params": {"method": [n for n, _, _ in runners], "protocol": protocols, "n_top": n_top,
                    "groups": None if groups is None else [str(g) for g in groups],
+                   "folds": [label for label, _, _ in fold_list],
                    "modalities": list(modalities), "fit_kwargs": repr(fit_kwargs), "layer": layer,
                    "n_candidates": n_candidates, "seed": seed, "sections": names},
     }
@@ -286,45 +284,73 @@ def _gene_sets(train, common, protocols, n_top, n_candidates, layer) -> dict[str
     return sets
 
 
-def _score(protocol, gene_set, genes, tests, preds, test_names, base, n_top, layer, rows, per_gene):
-    """Append the rows of one protocol for one fitted gene set."""
-    if protocol == "paper" and gene_set not in ("hvg", "heg"):
-        return
-    if protocol == "hest" and gene_set != "hvg":
-        return
-    if protocol == "selected" and gene_set != "candidates":
-        return
-    if protocol == "hest":
-        y = np.concatenate([targets(a, genes, layer, transform="log1p") for a in tests])
-        table = gene_metrics(y, np.concatenate(preds), genes)
-        key = {**base, "test_section": "+".join(test_names), "gene_set": gene_set,
-               "protocol": protocol}
-        defined = table["pcc"].dropna()
-        rows += _rows(key, {
-            "pcc": defined.mean() if len(defined) else np.nan,
+_PROTOCOL_GENE_SETS = {"paper": ("hvg", "heg"), "hest": ("hvg",), "selected": ("candidates",)}
+
+
+@dataclass
+class _Scored:
+    """One fitted gene set of one method in one fold, with its predictions on the test sections."""
+
+    fold: str
+    method: str
+    gene_set: str
+    genes: list[str]
+    tests: list[AnnData]
+    preds: list[np.ndarray]
+    test_names: list[str]
+    layer: str | None
+
+    def key(self, protocol: str, test_section: str) -> dict:
+        return {"fold": self.fold, "test_section": test_section, "method": self.method,
+                "gene_set": self.gene_set, "protocol": protocol}
+
+
+def _choice(model) -> dict:
+    """Return what a fitted method chose by inner validation (epochs, alpha, k), for the timings."""
+    if hasattr(model, "selection"):
+        return {"epochs": model.selection.get("epochs")}
+    params = getattr(model, "params", {})
+    return {k: v for k, v in params.items() if k in ("alpha", "n_neighbors", "n_components")}
+
+
+def _summary(table: pd.DataFrame) -> dict:
+    defined = table["pcc"].dropna()
+    return {"pcc": defined.mean() if len(defined) else np.nan,
             "pcc_median": defined.median() if len(defined) else np.nan,
             "mse": table["mse"].mean(), "mae": table["mae"].mean(),
-            "n_genes": len(table), "n_pcc_undefined": table["pcc"].isna().sum(),
-        })
+            "n_genes": len(table), "n_pcc_undefined": table["pcc"].isna().sum()}
+
+
+def _score_paper(s: _Scored, n_top: int, per_gene: list) -> list[dict]:
+    rows = []
+    for a, pred, name in zip(s.tests, s.preds, s.test_names, strict=True):
+        y = targets(a, s.genes, s.layer)
+        table = gene_metrics(y, pred, s.genes)
+        key = s.key("paper", name)
+        rows += _rows(key, {**_summary(table), "spearman": table["spearman"].mean(skipna=True),
+                            "ggc": ggc_arrays(y, pred)[0]})
         per_gene.append(_per_gene(key, table))
-        return
-    for a, pred, name in zip(tests, preds, test_names, strict=True):
-        y = targets(a, genes, layer)
-        table = gene_metrics(y, pred, genes)
-        key = {**base, "test_section": name, "gene_set": gene_set, "protocol": protocol}
-        defined = table["pcc"].dropna()
-        if protocol == "paper":
-            values = {
-                "pcc": defined.mean() if len(defined) else np.nan,
-                "pcc_median": defined.median() if len(defined) else np.nan,
-                "spearman": table["spearman"].mean(skipna=True),
-                "mse": table["mse"].mean(), "mae": table["mae"].mean(),
-                "ggc": ggc_arrays(y, pred)[0],
-                "n_genes": len(table), "n_pcc_undefined": table["pcc"].isna().sum(),
-            }
-        else:  # selected: the n_top best defined PCCs
-            best = np.sort(defined.to_numpy())[::-1][:n_top]
-            values = {"pcc": best.mean() if best.size else np.nan, "n_genes": len(table),
-                      "n_pcc_undefined": table["pcc"].isna().sum()}
-        rows += _rows(key, values)
+    return rows
+
+
+def _score_selected(s: _Scored, n_top: int, per_gene: list) -> list[dict]:
+    rows = []
+    for a, pred, name in zip(s.tests, s.preds, s.test_names, strict=True):
+        table = gene_metrics(targets(a, s.genes, s.layer), pred, s.genes)
+        key = s.key("selected", name)
+        best = np.sort(table["pcc"].dropna().to_numpy())[::-1][:n_top]  # the n_top best defined PCCs
+        rows += _rows(key, {"pcc": best.mean() if best.size else np.nan, "n_genes": len(table),
+                            "n_pcc_undefined": table["pcc"].isna().sum()})
         per_gene.append(_per_gene(key, table))
+    return rows
+
+
+def _score_hest(s: _Scored, n_top: int, per_gene: list) -> list[dict]:
+    y = np.concatenate([targets(a, s.genes, s.layer, transform="log1p") for a in s.tests])
+    table = gene_metrics(y, np.concatenate(s.preds), s.genes)
+    key = s.key("hest", "+".join(s.test_names))
+    per_gene.append(_per_gene(key, table))
+    return _rows(key, _summary(table))
+
+
+_SCORERS = {"paper": _score_paper, "selected": _score_selected, "hest": _score_hest}

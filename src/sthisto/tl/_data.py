@@ -1,12 +1,11 @@
 """AnnData → arrays for M2TGLGO: modality features, spot graph, hop rings, targets, gene prior.
 
-Everything here is numpy / scipy; :class:`SectionData.tensors` converts to torch lazily.
+Everything here is numpy / scipy; :mod:`sthisto.tl._preprocessing` turns sections into model inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from sthisto import _constants as K
+from sthisto._logging import logger
 
 MIN_SPOTS = 7  # a 6-NN spot graph needs at least 7 spots
 MAX_HOP = 3
@@ -41,11 +41,20 @@ def check_section(adata: AnnData, where: str = "section") -> None:
         )
 
 
-def read_features(adata: AnnData, modalities: Sequence[str], where: str = "section") -> dict[str, np.ndarray]:
+def read_features(
+    adata: AnnData,
+    modalities: Sequence[str],
+    where: str = "section",
+    *,
+    columns: dict[str, list[str] | None] | None = None,
+) -> dict[str, np.ndarray]:
     """Return ``{modality: (n_obs, d) float32}`` from ``obsm`` (DataFrames or arrays).
 
-    Raises a KeyError naming the ``pp`` function when a block is missing and a ValueError
-    on NaN / infinite values or a wrong number of rows.
+    With ``columns`` (the column names a model was trained on), a DataFrame block is
+    matched by column name, not position: its columns are put in the trained order, and
+    a block that lacks some of them raises. Raises a KeyError naming the ``pp`` function
+    when a block is missing and a ValueError on NaN / infinite values or a wrong number
+    of rows.
     """
     out = {}
     for name in modalities:
@@ -56,7 +65,10 @@ def read_features(adata: AnnData, modalities: Sequence[str], where: str = "secti
                 f"{where}: adata.obsm[{key!r}] ({name} features) is missing: run `{producer}` first."
             )
         block = adata.obsm[key]
+        trained = None if columns is None else columns.get(name)
         if isinstance(block, pd.DataFrame):
+            if trained is not None:
+                block = _match_columns(block, trained, name, key, where)
             block = block.to_numpy()
         elif sp.issparse(block):
             block = block.toarray()
@@ -74,6 +86,32 @@ def read_features(adata: AnnData, modalities: Sequence[str], where: str = "secti
             )
         out[name] = x
     return out
+
+
+def feature_columns(adata: AnnData, modalities: Sequence[str]) -> dict[str, list[str] | None]:
+    """Column names of each modality block (``None`` for a plain array block)."""
+    out = {}
+    for name in modalities:
+        block = adata.obsm.get(modality_key(name))
+        out[name] = [str(c) for c in block.columns] if isinstance(block, pd.DataFrame) else None
+    return out
+
+
+def _match_columns(block: pd.DataFrame, trained: list[str], name: str, key: str, where: str) -> pd.DataFrame:
+    names = [str(c) for c in block.columns]
+    if names == trained:
+        return block
+    missing = [c for c in trained if c not in names]
+    if missing or len(set(names)) != len(names):
+        extra = [c for c in names if c not in trained]
+        raise ValueError(
+            f"{where}: the {name} features (adata.obsm[{key!r}]) lack columns the model was trained on: "
+            f"missing {missing[:5]}{' …' if len(missing) > 5 else ''}, unexpected {extra[:5]}; compute the "
+            "features with the same sthisto version and settings as the training sections."
+        )
+    logger.info("%s: adata.obsm[%r] columns are in another order than in training; matched by name",
+                where, key)
+    return block[[block.columns[names.index(c)] for c in trained]]
 
 
 def check_dims(features: dict[str, np.ndarray], dims: dict[str, int], where: str) -> None:
@@ -103,7 +141,8 @@ def spot_graph(adata: AnnData, key: str = K.SPATIAL_NEIGHBORS) -> sp.csr_matrix:
     """Return the symmetric 0/1 spot graph ``obsp['{key}_connectivities']`` without self loops."""
     ckey = K.connectivities_key(key)
     if ckey not in adata.obsp:
-        raise KeyError(f"adata.obsp[{ckey!r}] is missing: run `sthisto.pp.spatial_graph` first.")
+        raise KeyError(f"adata.obsp[{ckey!r}] is missing: run `sthisto.pp.spatial_graph` first (or pass "
+                       "the key_added you gave it as neighbors_key=).")
     a = sp.csr_matrix(adata.obsp[ckey], dtype=np.float32)
     a = a.maximum(a.T).tocsr()
     a.setdiag(0)
@@ -163,20 +202,24 @@ def default_genes(adatas: Sequence[AnnData], n_top_genes: int, layer: str | None
     return select_genes(list(adatas), flavor="hvg", n_top=int(n_top_genes), layer=layer)
 
 
-def gene_prior(adatas: Sequence[AnnData], genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+def gene_prior(
+    adatas: Sequence[AnnData], genes: Sequence[str], *, go_key: str = K.GO, embedding_key: str = K.GENE2VEC
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Gene embeddings (C, e) and GO gene-graph edges (2, E) restricted to ``genes``.
 
-    Read from the first section holding both ``varp['sthisto_go_connectivities']`` and
-    ``varm['sthisto_gene2vec']``. Returns ``(embeddings, edge_index, section_index)``.
+    The GO graph belongs to the gene set, not to a section: it is read from the first
+    section holding both ``varp['{go_key}_connectivities']`` and ``varm[embedding_key]``,
+    so it is computed once, on any one training section. Returns ``(embeddings,
+    edge_index, section_index)``.
     """
-    gkey = K.connectivities_key(K.GO)
+    gkey = K.connectivities_key(go_key)
     for i, a in enumerate(adatas):  # noqa: B007 - i is used after the loop
-        if gkey in a.varp and K.GENE2VEC in a.varm:
+        if gkey in a.varp and embedding_key in a.varm:
             break
     else:
         has_graph = any(gkey in a.varp for a in adatas)
         producer = "sthisto.pp.gene_embeddings" if has_graph else "sthisto.pp.gene_ontology_graph"
-        what = f"varm[{K.GENE2VEC!r}]" if has_graph else f"varp[{gkey!r}]"
+        what = f"varm[{embedding_key!r}]" if has_graph else f"varp[{gkey!r}]"
         raise KeyError(
             f"no training section has adata.{what}: run `{producer}` on one training section "
             "first (both the GO graph and gene embeddings are needed), or pass use_go=False."
@@ -190,59 +233,11 @@ def gene_prior(adatas: Sequence[AnnData], genes: Sequence[str]) -> tuple[np.ndar
             f"(e.g. {missing}); run `sthisto.pp.gene_ontology_graph` on a section holding all "
             "model genes, restrict genes=, or pass use_go=False."
         )
-    emb = a.varm[K.GENE2VEC]
+    emb = a.varm[embedding_key]
     emb = emb.to_numpy() if isinstance(emb, pd.DataFrame) else np.asarray(emb)
     emb = np.asarray(emb[idx], dtype=np.float32)
     if not np.isfinite(emb).all():
-        raise ValueError(f"adata.varm[{K.GENE2VEC!r}] holds NaN or infinite values")
+        raise ValueError(f"adata.varm[{embedding_key!r}] holds NaN or infinite values")
     g = sp.csr_matrix(a.varp[gkey])[idx][:, idx]
     g = ((g + g.T) != 0).astype(np.float32)
     return emb, edge_index(g), i
-
-
-@dataclass
-class SectionData:
-    """One section as arrays: scaled features, spot graph, hop rings and (optional) targets."""
-
-    features: list[np.ndarray]
-    edge_index: np.ndarray
-    rings: np.ndarray | None
-    target: np.ndarray | None
-
-    def tensors(self, device):
-        """Return ``(xs, edge_index, rings, target)`` as torch tensors on ``device``."""
-        import torch
-
-        xs = [torch.as_tensor(f, device=device) for f in self.features]
-        ei = torch.as_tensor(self.edge_index, device=device)
-        rings = None if self.rings is None else torch.as_tensor(self.rings, device=device)
-        target = None if self.target is None else torch.as_tensor(self.target, device=device)
-        return xs, ei, rings, target
-
-
-def section_data(
-    adata: AnnData,
-    *,
-    modalities: Sequence[str],
-    scalers: dict[str, tuple[np.ndarray, np.ndarray]] | None,
-    features: dict[str, np.ndarray] | None = None,
-    genes: Sequence[str] | None = None,
-    layer: str | None = None,
-    rings: bool = False,
-) -> SectionData:
-    """Assemble a :class:`SectionData` (targets only when ``genes`` is given)."""
-    feats = read_features(adata, modalities) if features is None else features
-    scaled = []
-    for name in modalities:
-        x = feats[name]
-        if scalers is not None:
-            mean, std = scalers[name]
-            x = (x - mean) / std
-        scaled.append(np.ascontiguousarray(x, dtype=np.float32))
-    a = spot_graph(adata)
-    return SectionData(
-        features=scaled,
-        edge_index=edge_index(a),
-        rings=padded_rings(a) if rings else None,
-        target=None if genes is None else log_targets(adata, genes, layer),
-    )

@@ -1,30 +1,26 @@
-"""``sthisto.tl.fit``: train M2TGLGO on one or more sections."""
+"""``sthisto.tl.fit``: train M2TGLGO on one or more sections, choosing its epochs by inner validation."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._logging import logger
 from sthisto._logging import progress as _progress
 from sthisto._validate import raw_counts
 
 from . import _data
-from ._model import M2TGLGO, build_module
-
-
-def _pearson_per_gene(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Per-gene Pearson correlation (NaN for constant genes)."""
-    y = y - y.mean(0)
-    p = p - p.mean(0)
-    den = np.sqrt((y**2).sum(0) * (p**2).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (y * p).sum(0) / den, np.nan)
+from ._config import M2TGLGOConfig, resolve_config
+from ._inner import inner_splits
+from ._model import M2TGLGO, build_member
+from ._preprocessing import Preprocessing
+from ._train import train_module
 
 
 @doc_params
@@ -34,46 +30,40 @@ def fit(
     genes: Sequence[str] | None = None,
     n_top_genes: int = 300,
     layer: str | None = None,
-    modalities: Sequence[str] = ("deep", "morphology", "topology"),
-    hidden_dims: Sequence[int] = (256, 512),
-    gamma: float = 0.6,
-    n_quantiles: int = 4,
-    epsilon: float = 0.01,
-    loss_weights: Mapping[str, float] | None = None,
-    use_within: bool = True,
-    use_inter: bool = True,
-    use_ranking: bool = True,
-    use_recon: bool = True,
-    use_go: bool = True,
-    heads: int = 1,
-    epochs: int = 500,
-    lr: float = 1e-4,
-    weight_decay: float = 1e-2,
-    dense_recon_max_spots: int = 10_000,
+    modalities: Sequence[str] = K.DEFAULT_MODALITIES,
+    preset: str = "default",
+    config: M2TGLGOConfig | Mapping[str, Any] | None = None,
+    val_adata: AnnData | None = None,
+    neighbors_key: str = K.SPATIAL_NEIGHBORS,
+    go_key: str = K.GO,
+    embedding_key: str = K.GENE2VEC,
     device: str | None = None,
     n_jobs: int | None = None,
-    seed: int | None = 0,
-    val_adata: AnnData | None = None,
-    early_stopping: bool = False,
-    patience: int = 50,
+    seed: int | None = None,
     progress: bool = True,
+    **settings: Any,
 ) -> M2TGLGO:
     """Train M2TGLGO (multi-modal topology-embedded graph learning with GO knowledge).
 
-    One optimisation step per training section (AdamW), sections visited in a seeded
-    random order each epoch. Loss = ``w_gene·MSE + w_ranking·SONRM + w_recon·L_recon``.
-    Feature standardisation is learned on the training sections only and stored in the
-    model, so :func:`sthisto.tl.predict` applies the same scaling to new sections.
+    The recipe (architecture, losses, optimisation) is an :class:`sthisto.tl.M2TGLGOConfig`:
+    ``preset="default"`` is sthisto's recipe, ``preset="paper"`` the published model; a
+    ``config`` or keyword ``settings`` (any config field, e.g. ``epochs=100``) override it.
+    With the default ``epoch_selection="inner"`` the number of epochs is chosen by inner
+    validation on the training sections only (leave one training section out; a single
+    section is split into two spatial halves); then ``n_ensemble`` models with seeds
+    ``seed, seed + 1, …`` are trained on all training sections for that many epochs and
+    averaged. Feature and target scalings are learned on the training sections only and
+    stored in the model, so :func:`sthisto.tl.predict` applies them to new sections.
 
     Parameters
     ----------
     adatas
         One training section or a list of them. Each needs the modality blocks in
         ``obsm`` (``sthisto.pp.image_features`` / ``sthisto.pp.nuclei_features``), the spot
-        graph ``obsp['spatial_connectivities']`` (``sthisto.pp.spatial_graph``) and counts
-        in ``X`` or ``layer``. With ``use_go``, one section needs
-        ``varp['sthisto_go_connectivities']`` (``sthisto.pp.gene_ontology_graph``) and
-        ``varm['sthisto_gene2vec']`` (``sthisto.pp.gene_embeddings``).
+        graph ``obsp['{{neighbors_key}}_connectivities']`` (``sthisto.pp.spatial_graph``)
+        and raw counts in ``X`` or ``layer``. With ``use_go``, one section (any) needs the
+        GO gene graph ``varp['{{go_key}}_connectivities']`` (``sthisto.pp.gene_ontology_graph``)
+        and gene embeddings ``varm[embedding_key]`` (``sthisto.pp.gene_embeddings``).
     genes
         Genes to model; default: the ``n_top_genes`` highly variable genes of the
         training sections.
@@ -85,190 +75,162 @@ def fit(
     modalities
         Modality names (``"deep"``, ``"morphology"``, ``"topology"``, ``"texture"``) or any
         ``obsm`` key; dropping one is the modality ablation.
-    hidden_dims
-        Widths of the MMGE layers; the last is the width of the spot embedding H.
-    gamma
-        Weight of the within-modal embedding in ``H_m = γ H^WI + (1 − γ) H^IT``.
-    n_quantiles
-        Number of quantile levels of the ranking loss (4 → 0.25, 0.5, 0.75, 1).
-    epsilon
-        Ranking margin ε.
-    loss_weights
-        Weights of the ``"gene"``, ``"ranking"`` and ``"recon"`` losses (default 1 each).
-    use_within, use_inter
-        Keep the within-modal GATs / the inter-modal attention (ablation switches).
-    use_ranking, use_recon
-        Keep the SONRM ranking loss / the adjacency reconstruction loss.
-    use_go
-        Build the gene matrix P with a GAT over the GO gene graph; ``False`` learns P.
-    heads
-        GAT attention heads (averaged).
-    epochs
-        Passes over the training sections.
-    lr, weight_decay
-        AdamW learning rate and weight decay.
-    dense_recon_max_spots
-        Above this many spots in a section, the reconstruction loss samples pairs.
+    preset
+        ``"default"`` or ``"paper"`` (see :class:`sthisto.tl.M2TGLGOConfig`).
+    config
+        An :class:`~sthisto.tl.M2TGLGOConfig`, or a dict of its fields applied to the preset.
+    val_adata
+        Optional section whose mean per-gene PCC is recorded in the history (``val_pcc``)
+        — a monitor only, never a choice, unless ``epoch_selection="fixed"`` and
+        ``early_stopping=True``.
+    neighbors_key, go_key, embedding_key
+        Keys of the spot graph, the GO gene graph and the gene embeddings (the
+        ``key_added`` of the ``pp`` functions that wrote them).
     {device}
     n_jobs
         Torch CPU threads while training (``None``: ``sthisto.settings.n_jobs``, 1 by
         default; ``-1``: all cores). More threads pay off only for large sections on an
         otherwise idle machine.
     {seed}
-    val_adata
-        Optional validation section: its mean per-gene PCC is recorded every epoch.
-    early_stopping
-        Stop when the validation PCC has not improved for ``patience`` epochs and
-        restore the best weights (needs ``val_adata``).
-    patience
-        Epochs without improvement before stopping.
     progress
         Show a progress bar (also governed by ``sthisto.settings``).
+    **settings
+        Fields of :class:`~sthisto.tl.M2TGLGOConfig` (``epochs``, ``hidden_dims``,
+        ``loss_weights``, ``use_go``, …); an unknown name raises a ``TypeError``.
 
     Returns
     -------
-    The fitted :class:`sthisto.tl.M2TGLGO` model; ``model.history`` has one row per epoch:
-    the mean ``loss`` and its unweighted components ``gene``, ``ranking``, ``recon`` over
-    the training sections, ``time_s`` (wall time of the training steps) and ``val_pcc``.
+    The fitted :class:`sthisto.tl.M2TGLGO`. ``model.history`` has one row per epoch of
+    every run (inner-validation runs and ensemble members); ``model.selection`` records
+    how many epochs were chosen and the inner-validation curve behind the choice.
     """
-    import torch
-
     from sthisto._device import resolve_device, seed_everything, torch_threads
 
+    # --- arguments (all checked before any work) ---------------------------
     if isinstance(adatas, AnnData):
         adatas = [adatas]
     adatas = list(adatas)
     if not adatas:
         raise ValueError("fit needs at least one training section")
-    modalities = list(modalities)
+    cfg = resolve_config(preset, config, **settings)
+    modalities = [modalities] if isinstance(modalities, str) else list(modalities)
     if not modalities:
         raise ValueError("modalities must name at least one obsm feature block")
     if len(set(modalities)) != len(modalities):
         raise ValueError(f"modalities contains duplicates: {modalities}")
-    if not (use_within or use_inter):
-        raise ValueError("at least one of use_within and use_inter must be True")
-    if early_stopping and val_adata is None:
+    if cfg.early_stopping and val_adata is None:
         raise ValueError("early_stopping=True needs val_adata")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    hidden_dims = [int(h) for h in hidden_dims]
+    if cfg.early_stopping and cfg.epoch_selection != "fixed":
+        raise ValueError("early_stopping on val_adata needs epoch_selection='fixed' (the default chooses "
+                         "epochs by inner validation on the training sections).")
+    dev = resolve_device(device)
+    seed = seed_everything(seed)
 
     # --- data ---------------------------------------------------------------
-    feats = []
     for i, a in enumerate(adatas):
         _data.check_section(a, f"training section {i}")
         raw_counts(a, layer, where=f"training section {i}")
-        feats.append(_data.read_features(a, modalities, f"training section {i}"))
-    dims = {m: feats[0][m].shape[1] for m in modalities}
-    for i, f in enumerate(feats[1:], start=1):
-        _data.check_dims(f, dims, f"training section {i}")
+    if val_adata is not None:
+        raw_counts(val_adata, layer, where="val_adata")
     if genes is None:
         genes = _data.default_genes(adatas, n_top_genes, layer)
     genes = list(dict.fromkeys(genes))
     if not genes:
         raise ValueError("genes is empty")
-    gene_emb = gene_ei = None
-    if use_go:  # before the per-section gene check, so a gene missing from the GO graph says so
-        gene_emb, gene_ei, src = _data.gene_prior(adatas, genes)
+    prior = {}
+    if cfg.use_go:  # before the per-section gene check, so a gene missing from the GO graph says so
+        emb, ei, src = _data.gene_prior(adatas, genes, go_key=go_key, embedding_key=embedding_key)
+        prior = {"gene_embeddings": emb, "gene_edge_index": ei}
         logger.info("GO gene graph and embeddings read from training section %d", src)
-    for i, a in enumerate(adatas):
-        _data.check_genes(a, genes, f"training section {i}")
-    scalers = _data.fit_scalers(feats)
-    sections = [
-        _data.section_data(a, modalities=modalities, scalers=scalers, features=f, genes=genes,
-                           layer=layer, rings=use_ranking)
-        for a, f in zip(adatas, feats, strict=True)
-    ]
-    val = None
-    if val_adata is not None:
-        _data.check_section(val_adata, "val_adata")
-        raw_counts(val_adata, layer, where="val_adata")
-        vf = _data.read_features(val_adata, modalities, "val_adata")
-        _data.check_dims(vf, dims, "val_adata")
-        _data.check_genes(val_adata, genes, "val_adata")
-        val = _data.section_data(val_adata, modalities=modalities, scalers=scalers, features=vf,
-                                 genes=genes, layer=layer)
+    prep_kw = {"modalities": modalities, "genes": genes, "layer": layer, "feature_clip": cfg.feature_clip,
+               "standardize_targets": cfg.standardize_targets, "neighbors_key": neighbors_key}
+    prep = Preprocessing.fit(adatas, **prep_kw)
+    rings = "ranking" in cfg.active_loss_weights
+    train = [prep.section(a, targets=True, rings=rings, where=f"training section {i}")
+             for i, a in enumerate(adatas)]
+    val = None if val_adata is None else [prep.section(val_adata, targets=True, where="val_adata")]
+    splits = inner_splits(adatas) if cfg.epoch_selection == "inner" else []
 
-    # --- model --------------------------------------------------------------
-    dev = resolve_device(device)
-    seed = seed_everything(seed)
-    init_params = {
-        "hidden_dims": hidden_dims,
-        "gamma": float(gamma),
-        "n_quantiles": int(n_quantiles),
-        "epsilon": float(epsilon),
-        "loss_weights": dict(loss_weights or {}),
-        "use_within": bool(use_within),
-        "use_inter": bool(use_inter),
-        "use_ranking": bool(use_ranking),
-        "use_recon": bool(use_recon),
-        "use_go": bool(use_go),
-        "heads": int(heads),
-        "epochs": int(epochs),
-        "lr": float(lr),
-        "weight_decay": float(weight_decay),
-        "dense_recon_max_spots": int(dense_recon_max_spots),
-        "seed": int(seed),
-        "layer": layer,
-        "n_train_sections": len(adatas),
-    }
-    module = build_module(init_params, dims, modalities, len(genes),
-                          gene_embeddings=gene_emb, gene_edge_index=gene_ei).to(dev)
-    model = M2TGLGO(module, init_params=init_params, genes=genes, modalities=modalities,
-                    feature_dims=dims, scalers=scalers)
-    opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    order_rng = np.random.default_rng(seed)
-    batches = [s.tensors(dev) for s in sections]
-
-    # --- train --------------------------------------------------------------
-    epoch_iter = range(1, epochs + 1)
-    if progress:
-        epoch_iter = _progress(epoch_iter, desc="M2TGLGO", total=epochs)
+    # --- train ----------------------------------------------------------------
+    bar = _Progress(progress, total=cfg.epochs * (len(splits) + cfg.n_ensemble))
+    history: list[pd.DataFrame] = []
     with torch_threads(n_jobs):
-        rows = _train(module, model, opt, batches, epoch_iter, gen=gen, order_rng=order_rng, val=val,
-                      val_adata=val_adata, early_stopping=early_stopping, patience=patience)
-    module.eval()
-    model.history = pd.DataFrame(rows)
-    return model
+        selection = _select_epochs(cfg, splits, prep_kw, prior, rings=rings, seed=seed, device=dev,
+                                   bar=bar, history=history)
+        bar.set_total(cfg.epochs * len(splits) + selection["epochs"] * cfg.n_ensemble)
+        members = []
+        for k in range(cfg.n_ensemble):
+            seed_everything(seed + k)  # the member's initial weights
+            member = _new_member(cfg, prep, prior).to(dev)
+            bar.phase(f"member {k + 1}/{cfg.n_ensemble}")
+            result = train_module(member, train, epochs=selection["epochs"], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, seed=seed + k, device=dev, val=val,
+                                  eval_every=1 if val is not None else cfg.eval_every,
+                                  early_stopping=cfg.early_stopping, patience=cfg.patience, on_epoch=bar.step)
+            history.append(pd.DataFrame(result.history).assign(run=f"member:{k}"))
+            members.append(member)
+    bar.close()
+    from sthisto.module import Ensemble
+
+    module = Ensemble(members).eval()
+    hist = pd.concat(history, ignore_index=True)
+    hist = hist[["run", *[c for c in hist.columns if c != "run"]]]
+    return M2TGLGO(module, config=cfg, preprocessing=prep, history=hist, selection=selection)
 
 
-def _train(module, model, opt, batches, epoch_iter, *, gen, order_rng, val, val_adata, early_stopping, patience):
-    """Run the epochs; return the history rows (restores the best state with early stopping)."""
-    import torch
+def _select_epochs(cfg: M2TGLGOConfig, splits, prep_kw, prior, *, rings, seed, device, bar, history) -> dict:
+    """Run the inner-validation fits and choose the number of epochs (or take ``cfg.epochs``)."""
+    if cfg.epoch_selection == "fixed":
+        return {"method": "fixed", "epochs": cfg.epochs}
+    from sthisto._device import seed_everything
 
-    rows, best, best_state, stale = [], -np.inf, None, 0
-    for epoch in epoch_iter:
-        t_epoch = time.perf_counter()
-        module.train()
-        sums: dict[str, float] = {}
-        for k in order_rng.permutation(len(batches)):
-            xs, ei, rings, target = batches[k]
-            opt.zero_grad(set_to_none=True)
-            total, parts = module.loss(xs, ei, target, rings, generator=gen)
-            if not torch.isfinite(total):
-                raise FloatingPointError(f"non-finite loss at epoch {epoch}: {parts}; lower lr")
-            total.backward()
-            opt.step()
-            parts["loss"] = float(total.detach())
-            for name, v in parts.items():
-                sums[name] = sums.get(name, 0.0) + v / len(batches)
-        row = {"epoch": epoch, **sums, "time_s": time.perf_counter() - t_epoch}
-        if val is not None:
-            pcc = _pearson_per_gene(val.target, model.predict(val_adata, batch=val))
-            row["val_pcc"] = float(np.nanmean(pcc)) if np.isfinite(pcc).any() else np.nan
-            if row["val_pcc"] > best:
-                best, stale = row["val_pcc"], 0
-                if early_stopping:
-                    best_state = {n: t.detach().clone() for n, t in module.state_dict().items()}
-            else:
-                stale += 1
-        rows.append(row)
-        if hasattr(epoch_iter, "set_postfix"):
-            epoch_iter.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
-        if early_stopping and stale >= patience:
-            logger.info("early stopping at epoch %d (best val PCC %.4f)", epoch, best)
-            break
-    if early_stopping and best_state is not None:
-        module.load_state_dict(best_state)
-    return rows
+    curves = []
+    for i, (fit_secs, val_secs) in enumerate(splits):
+        prep = Preprocessing.fit(fit_secs, **prep_kw, where=f"inner split {i}: training section")
+        train = [prep.section(a, targets=True, rings=rings, where=f"inner split {i}") for a in fit_secs]
+        val = [prep.section(a, targets=True, where=f"inner split {i}: validation") for a in val_secs]
+        seed_everything(seed)
+        member = _new_member(cfg, prep, prior).to(device)
+        bar.phase(f"inner validation {i + 1}/{len(splits)}")
+        result = train_module(member, train, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                              seed=seed, device=device, val=val, eval_every=cfg.eval_every, on_epoch=bar.step)
+        history.append(pd.DataFrame(result.history).assign(run=f"inner:{i}"))
+        curves.append(dict(result.curve))
+    epochs = sorted(curves[0])
+    mean_curve = {e: float(np.mean([c[e] for c in curves])) for e in epochs}
+    chosen = max(epochs, key=lambda e: (mean_curve[e], -e))  # best mean validation PCC, earliest on ties
+    logger.info("inner validation chose %d epochs (mean validation PCC %.4f over %d splits)",
+                chosen, mean_curve[chosen], len(splits))
+    return {"method": "inner", "epochs": int(chosen), "val_pcc": mean_curve[chosen],
+            "curve": {str(e): v for e, v in mean_curve.items()},
+            "splits": [{"split": i, "best_epoch": max(c, key=c.get), "best_val_pcc": max(c.values())}
+                       for i, c in enumerate(curves)]}
+
+
+def _new_member(cfg: M2TGLGOConfig, prep: Preprocessing, prior: dict):
+    return build_member(cfg, prep.feature_dims, prep.modalities, len(prep.genes), **prior)
+
+
+class _Progress:
+    """One progress bar over every training run of a fit."""
+
+    def __init__(self, enabled: bool, *, total: int) -> None:
+        self.bar = _progress(range(total), desc="M2TGLGO", total=total) if enabled else None
+
+    def phase(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(f"M2TGLGO {name}")
+
+    def step(self, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("loss", "val_pcc")})
+
+    def set_total(self, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

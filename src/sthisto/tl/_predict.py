@@ -36,7 +36,9 @@ def _record(model: M2TGLGO, genes) -> dict:
     return {
         "genes": np.asarray(list(genes), dtype=object),
         "modalities": list(model.modalities),
-        "params": _plain(model.init_params),
+        "params": _plain(model.config.to_dict()),
+        "layer": _plain(model.preprocessing.layer),
+        "epochs": int(model.selection.get("epochs", 0)),
         "model_version": model.version,
     }
 

@@ -72,7 +72,7 @@ class MMGELayer(nn.Module):
         in_dims: Sequence[int],
         out_dim: int,
         *,
-        gamma: float = 0.6,
+        gamma: float,
         use_within: bool = True,
         use_inter: bool = True,
         heads: int = 1,
@@ -99,24 +99,51 @@ class MMGELayer(nn.Module):
         return [self.gamma * a + (1.0 - self.gamma) * b for a, b in zip(wi, it, strict=True)]
 
 
+#: activation of the fused embedding H (Eq. 6 uses the sigmoid)
+EMBEDDING_ACTIVATIONS = {"sigmoid": torch.sigmoid, "identity": lambda z: z}
+
+
 class MMGE(nn.Module):
-    """Stack of MMGE layers and the sigmoid fusion ``H = σ(W_S · concat_m H_m)`` (Eq. 6)."""
+    """Stack of MMGE layers and the fusion ``H = σ(W_S · concat_m H_m)`` (Eq. 6).
+
+    Parameters
+    ----------
+    in_dims
+        Feature width of each modality.
+    hidden_dims
+        Widths of the MMGE layers; the last is the width of H.
+    gamma, use_within, use_inter, heads
+        See :class:`MMGELayer`.
+    dropout
+        Dropout rate on the modality inputs and on every layer's output (training only);
+        0 is the paper's model.
+    activation
+        Activation σ of the fused embedding: ``"sigmoid"`` (Eq. 6) or ``"identity"``.
+    """
 
     def __init__(
         self,
         in_dims: Sequence[int],
-        hidden_dims: Sequence[int] = (256, 512),
+        hidden_dims: Sequence[int],
         *,
-        gamma: float = 0.6,
+        gamma: float,
         use_within: bool = True,
         use_inter: bool = True,
         heads: int = 1,
+        dropout: float = 0.0,
+        activation: str = "sigmoid",
     ) -> None:
         super().__init__()
         if len(in_dims) == 0:
             raise ValueError("at least one modality is required")
         if len(hidden_dims) == 0:
             raise ValueError("hidden_dims must hold at least one layer width")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if activation not in EMBEDDING_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(EMBEDDING_ACTIVATIONS)}, got {activation!r}")
+        self.dropout = float(dropout)
+        self.activation = activation
         dims = [list(in_dims)] + [[h] * len(in_dims) for h in hidden_dims[:-1]]
         self.layers = nn.ModuleList(
             MMGELayer(d, h, gamma=gamma, use_within=use_within, use_inter=use_inter, heads=heads)
@@ -125,9 +152,12 @@ class MMGE(nn.Module):
         self.fusion = nn.Linear(len(in_dims) * hidden_dims[-1], hidden_dims[-1])
         self.out_dim = int(hidden_dims[-1])
 
+    def _drop(self, hs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [F.dropout(h, self.dropout, self.training) for h in hs]
+
     def forward(self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor) -> torch.Tensor:
-        """Return the fused (N, hidden_dims[-1]) spot embedding H in (0, 1)."""
-        hs = list(xs)
+        """Return the fused (N, hidden_dims[-1]) spot embedding H (in (0, 1) for the sigmoid)."""
+        hs = self._drop(xs)
         for layer in self.layers:
-            hs = layer(hs, edge_index)
-        return torch.sigmoid(self.fusion(torch.cat(hs, dim=1)))
+            hs = self._drop(layer(hs, edge_index))
+        return EMBEDDING_ACTIVATIONS[self.activation](self.fusion(torch.cat(hs, dim=1)))

@@ -26,6 +26,10 @@ class GeneHead(nn.Module):
         (2, E_g) edges of the gene graph (self loops are re-added by the GAT).
     heads
         Attention heads of the gene GAT (averaged).
+    bias
+        Add a learned per-gene offset, ``Ẑ = H Pᵀ + b``. Eq. 13 has none, so with a sigmoid
+        H in (0, 1) every gene's mean must be carried by ``P``; the offset frees ``P`` to
+        model variation around it.
     """
 
     def __init__(
@@ -36,8 +40,10 @@ class GeneHead(nn.Module):
         gene_embeddings: torch.Tensor | None = None,
         gene_edge_index: torch.Tensor | None = None,
         heads: int = 1,
+        bias: bool = False,
     ) -> None:
         super().__init__()
+        self.bias = nn.Parameter(torch.zeros(n_genes)) if bias else None
         self.use_go = gene_embeddings is not None
         if self.use_go:
             if gene_edge_index is None:
@@ -66,5 +72,6 @@ class GeneHead(nn.Module):
         return self.P
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Return ``Ẑ = H Pᵀ`` of shape (N, C)."""
-        return h @ self.gene_matrix().T
+        """Return ``Ẑ = H Pᵀ (+ b)`` of shape (N, C)."""
+        z = h @ self.gene_matrix().T
+        return z if self.bias is None else z + self.bias

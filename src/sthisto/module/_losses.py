@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 DENSE_RECON_MAX_SPOTS = 10_000
 GRAM_MAX_SPOTS = 2048  # below, ring similarities are read from the N×N Gram matrix
-PAIR_CHUNK = 1 << 16
-DENSE_BLOCK = 1 << 22  # entries of one row block of the dense reconstruction loss  # pairs per chunk when gathering embeddings for pairwise dot products
+PAIR_CHUNK = 1 << 16  # pairs per chunk when gathering embeddings for pairwise dot products
+DENSE_BLOCK = 1 << 22  # entries of one row block of the dense reconstruction loss
 
 
 def _rows(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -204,3 +204,9 @@ def reconstruction_loss(
     neg = _pair_loss(z, i, j, torch.zeros((), device=h.device))
     neg = torch.where(is_edge, torch.zeros_like(neg), neg)
     return edge_term / n_pairs + neg.sum() / s
+
+
+#: forms of the ranking loss, by name (``ranking_form`` of :class:`sthisto.tl.M2TGLGOConfig`)
+RANKING_FORMS = {"paper": sonrm_loss}
+#: forms of the reconstruction loss, by name (``recon_form``)
+RECON_FORMS = {"paper": reconstruction_loss}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sthisto.models import M2TGLGOModule
+from sthisto.module import M2TGLGOModule
 from sthisto.pp import knn_graph
 from sthisto.tl._data import edge_index, padded_rings
 
@@ -32,10 +32,19 @@ def batch():
     }
 
 
-def _module(batch, use_go=True, **kw):
+# every argument of the module, as the paper's model (sthisto.tl.M2TGLGOConfig maps a config onto these)
+PAPER = {"hidden_dims": (8, 16), "gamma": 0.6, "heads": 1, "use_within": True, "use_inter": True,
+         "dropout": 0.0, "edge_dropout": 0.0, "activation": "sigmoid", "gene_bias": False,
+         "ranking_form": "paper", "recon_form": "paper", "n_quantiles": 4, "epsilon": 0.01,
+         "dense_recon_max_spots": 10_000}
+
+
+def _module(batch, use_go=True, use_ranking=True, use_recon=True, loss_weights=None, **kw):
     torch.manual_seed(0)
-    go = {"gene_embeddings": batch["emb"], "gene_edge_index": batch["gei"]} if use_go else {}
-    return M2TGLGOModule([6, 4], batch["c"], hidden_dims=(8, 16), **go, **kw)
+    go = ({"gene_embeddings": batch["emb"], "gene_edge_index": batch["gei"]} if use_go
+          else {"gene_embeddings": None, "gene_edge_index": None})
+    weights = {"gene": 1.0, "ranking": float(use_ranking), "recon": float(use_recon), **(loss_weights or {})}
+    return M2TGLGOModule([6, 4], batch["c"], **{**PAPER, **kw}, **go, loss_weights=weights)
 
 
 @pytest.mark.parametrize("switches", ABLATIONS, ids=lambda s: ",".join(s) or "full")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sthisto.models import GeneHead
+from sthisto.module import GeneHead
 
 
 def _graph(c):

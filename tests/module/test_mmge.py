@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sthisto.models import MMGE, InterModal, MMGELayer, WithinModal, modality_scores
+from sthisto.module import MMGE, InterModal, MMGELayer, WithinModal, modality_scores
 
 
 @pytest.fixture
@@ -57,26 +57,26 @@ def test_gamma_mixes_within_and_inter(graph, gamma):
 
 def test_switches_remove_exactly_their_module(graph):
     xs, ei = graph
-    no_within = MMGELayer([5, 3, 7], 8, use_within=False)
+    no_within = MMGELayer([5, 3, 7], 8, gamma=0.6, use_within=False)
     assert no_within.within is None and no_within.inter is not None
     assert not any("gat" in n for n, _ in no_within.named_parameters())
-    no_inter = MMGELayer([5, 3, 7], 8, use_inter=False)
+    no_inter = MMGELayer([5, 3, 7], 8, gamma=0.6, use_inter=False)
     assert no_inter.inter is None
     assert not any("proj" in n for n, _ in no_inter.named_parameters())
     assert torch.allclose(no_within(xs, ei)[1], no_within.inter(xs)[0][1])
     with pytest.raises(ValueError, match="use_within"):
-        MMGELayer([5], 8, use_within=False, use_inter=False)
+        MMGELayer([5], 8, gamma=0.6, use_within=False, use_inter=False)
     with pytest.raises(ValueError, match="gamma"):
         MMGELayer([5], 8, gamma=1.5)
 
 
 def test_mmge_two_layers_and_sigmoid_fusion(graph):
     xs, ei = graph
-    enc = MMGE([5, 3, 7], (8, 12))
+    enc = MMGE([5, 3, 7], (8, 12), gamma=0.6)
     h = enc(xs, ei)
     assert h.shape == (30, 12)
     assert (h > 0).all() and (h < 1).all()
     assert len(enc.layers) == 2
     assert enc.fusion.in_features == 3 * 12
     with pytest.raises(ValueError):
-        MMGE([], (8,))
+        MMGE([], (8,), gamma=0.6)

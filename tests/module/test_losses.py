@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from sthisto.models import default_quantiles, reconstruction_loss, sonrm_loss
+from sthisto.module import default_quantiles, reconstruction_loss, sonrm_loss
 from sthisto.pp import hop_rings, knn_graph
 from sthisto.tl._data import edge_index, padded_rings
 
@@ -129,7 +129,7 @@ def test_reconstruction_sampled_memory_is_linear():
 
 
 def test_sonrm_gram_and_gather_paths_agree(monkeypatch):
-    from sthisto.models import _losses
+    from sthisto.module import _losses
 
     xy, conn = _grid()
     rings = torch.tensor(padded_rings(conn))
@@ -146,7 +146,7 @@ def test_sonrm_gram_and_gather_paths_agree(monkeypatch):
 
 
 def test_reconstruction_dense_blocks_agree(monkeypatch):
-    from sthisto.models import _losses
+    from sthisto.module import _losses
 
     _, conn = _grid(49)
     h = torch.randn(49, 5, dtype=torch.float64, requires_grad=True)
