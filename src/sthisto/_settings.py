@@ -2,14 +2,35 @@
 
 Each setting may be given by an environment variable (``STHISTO_DEVICE``, ``STHISTO_SEED``,
 ``STHISTO_N_JOBS``, ``STHISTO_DATA_DIR``, ``STHISTO_VERBOSITY``, ``STHISTO_PROGRESS``).
+The verbosity sets the ``sthisto`` logger's level; ``progress_bar`` switches the bars of
+:func:`progress`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from ._logging import logger
 
 _DEVICES = ("auto", "cpu", "cuda", "mps")
+_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+def set_verbosity(verbosity: int, *, add_handler: bool = True) -> None:
+    """Map sthisto's 0–3 verbosity onto the logger level.
+
+    No handler is installed at import (warnings reach stderr through Python's last-resort
+    handler); setting verbosity explicitly adds one stream handler so info messages show.
+    """
+    logger.setLevel(_LEVELS[max(0, min(3, int(verbosity)))])
+    if add_handler and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("sthisto: %(message)s"))
+        logger.addHandler(handler)
 
 
 class Settings:
@@ -23,8 +44,6 @@ class Settings:
         if "STHISTO_DATA_DIR" in os.environ:
             self.datasetdir = os.environ["STHISTO_DATA_DIR"]
         self._verbosity = int(os.environ.get("STHISTO_VERBOSITY", "1"))
-        from ._logging import set_verbosity
-
         set_verbosity(self._verbosity, add_handler=False)
         self.progress_bar = os.environ.get("STHISTO_PROGRESS", "1") not in ("0", "false", "False")
 
@@ -71,8 +90,6 @@ class Settings:
 
     @verbosity.setter
     def verbosity(self, value: int) -> None:
-        from ._logging import set_verbosity
-
         self._verbosity = int(value)
         set_verbosity(self._verbosity)
 
@@ -91,3 +108,14 @@ class Settings:
 
 
 settings = Settings()
+
+
+def progress(iterable: Iterable[Any], *, desc: str, total: int | None = None, **kwargs: Any):
+    """Wrap ``iterable`` in a tqdm progress bar.
+
+    The bar is shown unless ``settings.progress_bar`` is false (``STHISTO_PROGRESS=0``);
+    ``settings.verbosity`` governs log messages only, not the bar.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, disable=not settings.progress_bar, **kwargs)

@@ -12,8 +12,8 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._logging import logger, progress
-from sthisto._settings import settings
+from sthisto._logging import logger
+from sthisto._settings import progress, settings
 from sthisto._utils import copy_or_self, save_data
 
 from ._patches import iter_patches, patch_geometry

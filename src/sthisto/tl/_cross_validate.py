@@ -30,7 +30,8 @@ import pandas as pd
 from anndata import AnnData
 
 from sthisto._expression import targets
-from sthisto._logging import logger, progress
+from sthisto._logging import logger
+from sthisto._settings import progress
 from sthisto.tl._baselines import BASELINES, fit_baseline
 from sthisto.tl._evaluate import gene_metrics, ggc_arrays
 from sthisto.tl._select_genes import common_genes, select_genes

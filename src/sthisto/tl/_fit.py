@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from sthisto._docs import doc_params
 from sthisto._logging import logger
-from sthisto._logging import progress as _progress
+from sthisto._settings import progress as _progress
 
 from . import _data
 from ._model import M2TGLGO, build_module

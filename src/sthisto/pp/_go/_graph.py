@@ -14,7 +14,8 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._logging import logger, progress
+from sthisto._logging import logger
+from sthisto._settings import progress
 from sthisto._utils import copy_or_self, save_data
 from sthisto._validate import unique_var_names
 
