@@ -17,6 +17,7 @@ from anndata import AnnData
 from . import _constants as K
 from ._logging import logger
 from ._validate import library_id as _library_id
+from ._validate import rgb_image
 
 VISIUM_SPOT_DIAMETER_UM = 55.0
 
@@ -101,10 +102,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] == 4:
         logger.warning("dropping the alpha channel of %s", path.name)
         img = img[..., :3]
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"{path} must hold an RGB image (H, W, 3), got shape {img.shape}")
-    if img.dtype != np.uint8:
-        raise ValueError(f"{path} must hold 8-bit RGB, got dtype {img.dtype}")
+    rgb_image(img, where=str(path))
     return img
 
 
