@@ -5,9 +5,8 @@ from ._gene_embeddings import gene_embeddings
 from ._go._graph import gene_ontology_graph
 from ._graph import hop_rings, knn_graph, spatial_graph
 from ._image_features import image_features
-from ._nuclei_features import nuclei_features
 from ._patches import patches
-from ._segment import segment_nuclei
+from .nuclei import nuclei_features, segment_nuclei
 
 __all__ = [
     "segment_nuclei",
