@@ -65,9 +65,16 @@ def _row_runs(labels, lut):
     ``k`` the compact object index of the run's label value ``label_of_run[r]``.
     """
     h, w = labels.shape
-    cap = 1024
-    runs = np.empty((cap, 4), dtype=np.int64)
-    labs = np.empty(cap, dtype=labels.dtype)
+    m = 0
+    for i in range(h):  # count first, so the output is allocated once
+        prev = 0
+        for j in range(w):
+            lab = labels[i, j]
+            if lab != prev and lab > 0:
+                m += 1
+            prev = lab
+    runs = np.empty((m, 4), dtype=np.int64)
+    labs = np.empty(m, dtype=labels.dtype)
     m = 0
     for i in range(h):
         j = 0
@@ -79,21 +86,13 @@ def _row_runs(labels, lut):
             j0 = j
             while j < w and labels[i, j] == lab:
                 j += 1
-            if m == cap:
-                cap *= 2
-                grown = np.empty((cap, 4), dtype=np.int64)
-                grown[:m] = runs[:m]
-                runs = grown
-                grown_l = np.empty(cap, dtype=labels.dtype)
-                grown_l[:m] = labs[:m]
-                labs = grown_l
             runs[m, 0] = i
             runs[m, 1] = j0
             runs[m, 2] = j
             runs[m, 3] = lut[lab]
             labs[m] = lab
             m += 1
-    return runs[:m], labs[:m]
+    return runs, labs
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -382,7 +381,8 @@ def _per_object(runs, n, bbox, classes, weights, table):
     mask = np.zeros((hmax + 4, wmax + 4), dtype=np.uint8)
     border = np.zeros((hmax + 4, wmax + 4), dtype=np.uint8)
     skel = np.zeros((hmax + 2, wmax + 2), dtype=np.uint8)
-    work = np.zeros((hmax + 2, wmax + 2), dtype=np.uint8)
+    flag = np.zeros((hmax + 2, wmax + 2), dtype=np.uint8)
+    scratch = np.empty((4, hmax * wmax), dtype=np.int64)
     convex_area = np.zeros(n, dtype=np.int64)
     convex_perim = np.zeros(n, dtype=np.float64)
     skeleton = np.zeros(n, dtype=np.int64)
@@ -398,7 +398,7 @@ def _per_object(runs, n, bbox, classes, weights, table):
             r = runs[q, 0] - bbox[k, 0] + 1
             for c in range(runs[q, 1] - bbox[k, 1] + 1, runs[q, 2] - bbox[k, 1] + 1):
                 skel[r, c] = 1
-        skeleton[k] = thin_count(skel, work, nrows, ncols, table)
+        skeleton[k] = thin_count(skel, flag, scratch[0], scratch[1], scratch[2], scratch[3], nrows, ncols, table)
     return convex_area, convex_perim, skeleton
 
 

@@ -38,34 +38,68 @@ def _neighbour_code(s, i, j):
 
 
 @numba.njit(cache=True, nogil=True)
-def thin_count(skel, removed, nrows, ncols, table):
+def thin_count(skel, flag, ci, cj, di, dj, nrows, ncols, table):
     """Thin the object in ``skel[1:nrows+1, 1:ncols+1]`` and return its skeleton pixel count.
 
-    ``skel`` is a zero-margined uint8 scratch holding the object as 1; it is left all zero.
-    ``removed`` is an all-zero uint8 scratch of ``skel``'s shape that marks the deletions of
-    one subiteration (deletions are applied together, as skimage does); it is left all zero.
+    ``skel`` is a zero-margined uint8 scratch holding the object as 1, ``flag`` an all-zero
+    uint8 scratch of the same shape, ``ci, cj, di, dj`` int64 scratches of at least
+    ``nrows * ncols`` entries; ``skel`` and ``flag`` are left all zero.
+
+    Only pixels with a 4-neighbour in the background are candidates: no deletion code has
+    all four 4-neighbours set. Deletions of a subiteration are decided on the state before
+    it and applied together, as skimage does; a deleted pixel's 4-neighbours become
+    candidates.
     """
-    changed = True
-    while changed:
-        changed = False
-        for sub in range(2):
-            n_del = 0
-            for i in range(1, nrows + 1):
-                for j in range(1, ncols + 1):
-                    if skel[i, j] and table[sub, _neighbour_code(skel, i, j)]:
-                        removed[i, j] = 1
-                        n_del += 1
-            if n_del:
-                changed = True
-                for i in range(1, nrows + 1):
-                    for j in range(1, ncols + 1):
-                        if removed[i, j]:
-                            skel[i, j] = 0
-                            removed[i, j] = 0
+    n_cand = 0
     count = 0
     for i in range(1, nrows + 1):
         for j in range(1, ncols + 1):
             if skel[i, j]:
                 count += 1
-                skel[i, j] = 0
+                if not (skel[i - 1, j] and skel[i + 1, j] and skel[i, j - 1] and skel[i, j + 1]):
+                    ci[n_cand] = i
+                    cj[n_cand] = j
+                    flag[i, j] = 1
+                    n_cand += 1
+    quiet = 0  # consecutive subiterations without a deletion
+    sub = 0
+    while quiet < 2:  # two quiet subiterations in a row: nothing can change any more
+        n_del = 0
+        for t in range(n_cand):
+            i, j = ci[t], cj[t]
+            if table[sub, _neighbour_code(skel, i, j)]:
+                di[n_del] = i
+                dj[n_del] = j
+                n_del += 1
+        if n_del:
+            quiet = 0
+            for t in range(n_del):
+                skel[di[t], dj[t]] = 0
+                flag[di[t], dj[t]] = 0
+            count -= n_del
+            m = 0
+            for t in range(n_cand):  # keep the candidates still present
+                if skel[ci[t], cj[t]]:
+                    ci[m] = ci[t]
+                    cj[m] = cj[t]
+                    m += 1
+            n_cand = m
+            for t in range(n_del):  # the 4-neighbours of deleted pixels are now on the border
+                i, j = di[t], dj[t]
+                for d in range(4):
+                    ii = i + (d == 1) - (d == 0)
+                    jj = j + (d == 3) - (d == 2)
+                    if skel[ii, jj] and not flag[ii, jj]:
+                        flag[ii, jj] = 1
+                        ci[n_cand] = ii
+                        cj[n_cand] = jj
+                        n_cand += 1
+        else:
+            quiet += 1
+        sub = 1 - sub
+    for t in range(n_cand):
+        flag[ci[t], cj[t]] = 0
+    for i in range(1, nrows + 1):
+        for j in range(1, ncols + 1):
+            skel[i, j] = 0
     return count
