@@ -55,3 +55,11 @@ def test_plot_errors(synthetic_adata):
         st.pl.nuclei_outlines(synthetic_adata, spot="nope")
     with pytest.raises(IndexError):
         st.pl.nuclei_outlines(synthetic_adata, spot=10_000)
+
+
+def test_old_name_still_works_with_a_warning(segmented):
+    with pytest.warns(FutureWarning, match="nuclei_outlines"):
+        plot = st.pl.nuclei
+    assert plot is st.pl.nuclei_outlines
+    with pytest.raises(AttributeError):
+        st.pl.no_such_plot  # noqa: B018
