@@ -40,39 +40,30 @@ _PERIMETER_WEIGHTS = np.array([1.0, math.sqrt(2.0), (1.0 + math.sqrt(2.0)) / 2.0
 
 
 @numba.njit(cache=True, nogil=True)
-def _present_lut(labels, max_label):
-    """Map label value -> compact index (increasing label order), -1 when absent."""
-    lut = np.full(max_label + 1, -1, dtype=np.int64)
-    h, w = labels.shape
-    for i in range(h):
-        for j in range(w):
-            lab = labels[i, j]
-            if lab > 0:
-                lut[lab] = 0
-    n = 0
-    for v in range(1, max_label + 1):
-        if lut[v] == 0:
-            lut[v] = n
-            n += 1
-    return lut, n
+def _row_runs(labels, max_label):
+    """Horizontal runs of equal non-zero labels, in raster order, and the objects present.
 
-
-@numba.njit(cache=True, nogil=True)
-def _row_runs(labels, lut):
-    """Horizontal runs of equal non-zero labels, in raster order.
-
-    Returns ``(runs, label_of_run)``: ``runs[r] = (row, j0, j1, k)`` with ``j1`` exclusive and
-    ``k`` the compact object index of the run's label value ``label_of_run[r]``.
+    Returns ``(runs, label_of_run, lut, n)``: ``runs[r] = (row, j0, j1, k)`` with ``j1``
+    exclusive and ``k`` the compact object index (increasing label order) of the run's label
+    value ``label_of_run[r]``; ``lut`` maps a label value to ``k`` (-1 when absent) and ``n``
+    is the number of objects.
     """
     h, w = labels.shape
+    lut = np.full(max_label + 1, -1, dtype=np.int64)
     m = 0
-    for i in range(h):  # count first, so the output is allocated once
+    for i in range(h):  # count the runs first (the output is allocated once); mark the labels
         prev = 0
         for j in range(w):
             lab = labels[i, j]
             if lab != prev and lab > 0:
                 m += 1
+                lut[lab] = 0
             prev = lab
+    n = 0
+    for v in range(1, max_label + 1):
+        if lut[v] == 0:
+            lut[v] = n
+            n += 1
     runs = np.empty((m, 4), dtype=np.int64)
     labs = np.empty(m, dtype=labels.dtype)
     m = 0
@@ -92,7 +83,7 @@ def _row_runs(labels, lut):
             runs[m, 3] = lut[lab]
             labs[m] = lab
             m += 1
-    return runs, labs
+    return runs, labs, lut, n
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -258,7 +249,7 @@ def _row_extremes(runs, start, order, bbox, k, lo, hi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hull_polygon(lo, hi, nrows):
+def _hull_polygon(lo, hi, nrows, xmin, xmax, xs, ys, hx, hy):
     """Convex hull (Andrew's monotone chain) of the pixel-edge midpoints of one object.
 
     Coordinates are doubled so that they are integers: pixel ``(r, c)`` contributes
@@ -266,11 +257,14 @@ def _hull_polygon(lo, hi, nrows):
     the bounding box. Only the leftmost and rightmost point of each ``y`` can be a hull
     vertex, so the candidates come out sorted by ``(y, x)`` without a sort. Collinear
     points are dropped; the polygon turns left in ``(x, y)``, so the closed hull is
-    ``{p : cross(v[i+1] - v[i], p - v[i]) >= 0}``.
+    ``{p : cross(v[i+1] - v[i], p - v[i]) >= 0}``. ``xmin, xmax`` (``2 nrows + 1``),
+    ``xs, ys`` (twice that) and ``hx, hy`` (four times that, plus one) are scratch; the
+    vertices are written to ``hx[:m], hy[:m]`` and ``m`` is returned.
     """
     ny = 2 * nrows + 1  # y = -1 .. 2 * nrows - 1, stored at y + 1
-    xmin = np.full(ny, 2**62, dtype=np.int64)
-    xmax = np.full(ny, -(2**62), dtype=np.int64)
+    for t in range(ny):
+        xmin[t] = 2**62
+        xmax[t] = -(2**62)
     for r in range(nrows):
         c1 = hi[r]
         if c1 < 0:
@@ -281,8 +275,6 @@ def _hull_polygon(lo, hi, nrows):
         for t in (2 * r, 2 * r + 2):
             xmin[t] = min(xmin[t], 2 * c0)
             xmax[t] = max(xmax[t], 2 * c1)
-    xs = np.empty(2 * ny, dtype=np.int64)
-    ys = np.empty(2 * ny, dtype=np.int64)
     nu = 0
     for t in range(ny):
         if xmax[t] < xmin[t]:
@@ -294,8 +286,6 @@ def _hull_polygon(lo, hi, nrows):
             xs[nu] = xmax[t]
             ys[nu] = t - 1
             nu += 1
-    hx = np.empty(2 * nu + 1, dtype=np.int64)
-    hy = np.empty(2 * nu + 1, dtype=np.int64)
     m = 0
     floor = 2
     for t in range(2 * nu - 1):  # one chain forwards, then the other one back
@@ -308,18 +298,17 @@ def _hull_polygon(lo, hi, nrows):
         hx[m] = xs[q]
         hy[m] = ys[q]
         m += 1
-    m -= 1  # the last point closes the polygon on the first
-    return hx[:m], hy[:m]
+    return m - 1  # the last point closes the polygon on the first
 
 
 @numba.njit(cache=True, nogil=True)
-def _hull_rows(hx, hy, nrows, ncols, c_lo, c_hi):
+def _hull_rows(hx, hy, nv, nrows, ncols, c_lo, c_hi):
     """Columns ``c_lo[r]..c_hi[r]`` of the pixel centres inside or on the closed hull, per row.
 
     What ``grid_points_in_poly(...) >= 1`` selects in ``skimage.morphology.convex_hull_image``,
-    found with exact integer half-plane bounds; returns the number of hull pixels.
+    found with exact integer half-plane bounds, from the ``nv`` vertices ``hx, hy``;
+    returns the number of hull pixels.
     """
-    nv = hx.shape[0]
     total = 0
     for r in range(nrows):
         y = 2 * r
@@ -343,26 +332,33 @@ def _hull_rows(hx, hy, nrows, ncols, c_lo, c_hi):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hull_perimeter(c_lo, c_hi, nrows, ncols, mask, border, classes, weights):
-    """Skimage's perimeter of the hull image given by its row intervals (scratch: mask, border)."""
+def _hull_perimeter(c_lo, c_hi, nrows, mask, border, classes, weights):
+    """Return skimage's perimeter of the hull image given by its row intervals ``c_lo..c_hi``.
+
+    ``mask`` and ``border`` are all-zero uint8 scratches with a margin of 2 (left all zero):
+    the hull is drawn, its border marked, and :func:`_border_code` classifies the border
+    pixels, visiting only the hull's rows and columns.
+    """
     for r in range(nrows):
         for c in range(c_lo[r], c_hi[r] + 1):
             mask[r + 2, c + 2] = 1
-    counts = np.zeros(3, dtype=np.int64)
-    for i in range(2, nrows + 2):
-        for j in range(2, ncols + 2):
-            if mask[i, j] and not (mask[i - 1, j] and mask[i + 1, j] and mask[i, j - 1] and mask[i, j + 1]):
+    for r in range(nrows):
+        i = r + 2
+        for c in range(c_lo[r], c_hi[r] + 1):
+            j = c + 2
+            if not (mask[i - 1, j] and mask[i + 1, j] and mask[i, j - 1] and mask[i, j + 1]):
                 border[i, j] = 1
-    for i in range(2, nrows + 2):
-        for j in range(2, ncols + 2):
-            if border[i, j]:
-                c = classes[_border_code(border, i, j, 1)]
-                if c >= 0:
-                    counts[c] += 1
-    for i in range(nrows + 4):  # clear the scratch for the next object
-        for j in range(ncols + 4):
-            mask[i, j] = 0
-            border[i, j] = 0
+    counts = np.zeros(3, dtype=np.int64)
+    for r in range(nrows):
+        for c in range(c_lo[r], c_hi[r] + 1):
+            if border[r + 2, c + 2]:
+                k = classes[_border_code(border, r + 2, c + 2, 1)]
+                if k >= 0:
+                    counts[k] += 1
+    for r in range(nrows):
+        for c in range(c_lo[r], c_hi[r] + 1):
+            mask[r + 2, c + 2] = 0
+            border[r + 2, c + 2] = 0
     return counts[0] * weights[0] + counts[1] * weights[1] + counts[2] * weights[2]
 
 
@@ -378,11 +374,18 @@ def _per_object(runs, n, bbox, classes, weights, table):
     hi = np.empty(hmax, dtype=np.int64)
     c_lo = np.empty(hmax, dtype=np.int64)
     c_hi = np.empty(hmax, dtype=np.int64)
+    ny = 2 * hmax + 1
+    xmin, xmax = np.empty(ny, dtype=np.int64), np.empty(ny, dtype=np.int64)
+    xs, ys = np.empty(2 * ny, dtype=np.int64), np.empty(2 * ny, dtype=np.int64)
+    hx, hy = np.empty(4 * ny + 1, dtype=np.int64), np.empty(4 * ny + 1, dtype=np.int64)
     mask = np.zeros((hmax + 4, wmax + 4), dtype=np.uint8)
     border = np.zeros((hmax + 4, wmax + 4), dtype=np.uint8)
-    skel = np.zeros((hmax + 2, wmax + 2), dtype=np.uint8)
-    flag = np.zeros((hmax + 2, wmax + 2), dtype=np.uint8)
-    scratch = np.empty((4, hmax * wmax), dtype=np.int64)
+    w2 = wmax + 2  # flat skeleton scratch of row stride w2
+    skel = np.zeros((hmax + 2) * w2, dtype=np.uint8)
+    flag = np.zeros((hmax + 2) * w2, dtype=np.uint8)
+    cand = np.empty(hmax * wmax, dtype=np.int64)
+    dels = np.empty(hmax * wmax, dtype=np.int64)
+    first, second = table[0], table[1]
     convex_area = np.zeros(n, dtype=np.int64)
     convex_perim = np.zeros(n, dtype=np.float64)
     skeleton = np.zeros(n, dtype=np.int64)
@@ -390,22 +393,21 @@ def _per_object(runs, n, bbox, classes, weights, table):
         nrows = bbox[k, 2] - bbox[k, 0]
         ncols = bbox[k, 3] - bbox[k, 1]
         _row_extremes(runs, start, order, bbox, k, lo, hi)
-        hx, hy = _hull_polygon(lo, hi, nrows)
-        convex_area[k] = _hull_rows(hx, hy, nrows, ncols, c_lo, c_hi)
-        convex_perim[k] = _hull_perimeter(c_lo, c_hi, nrows, ncols, mask, border, classes, weights)
+        nv = _hull_polygon(lo, hi, nrows, xmin, xmax, xs, ys, hx, hy)
+        convex_area[k] = _hull_rows(hx, hy, nv, nrows, ncols, c_lo, c_hi)
+        convex_perim[k] = _hull_perimeter(c_lo, c_hi, nrows, mask, border, classes, weights)
         for t in range(start[k], start[k + 1]):
             q = order[t]
-            r = runs[q, 0] - bbox[k, 0] + 1
-            for c in range(runs[q, 1] - bbox[k, 1] + 1, runs[q, 2] - bbox[k, 1] + 1):
-                skel[r, c] = 1
-        skeleton[k] = thin_count(skel, flag, scratch[0], scratch[1], scratch[2], scratch[3], nrows, ncols, table)
+            row = (runs[q, 0] - bbox[k, 0] + 1) * w2 - bbox[k, 1] + 1
+            for c in range(runs[q, 1], runs[q, 2]):
+                skel[row + c] = 1
+        skeleton[k] = thin_count(skel, w2, nrows, ncols, first, second, flag, cand, dels)
     return convex_area, convex_perim, skeleton
 
 
 def measure_labels(arr: np.ndarray, max_label: int) -> tuple[np.ndarray, np.ndarray]:
     """All kernels on a checked label image (see :func:`~sthisto.pp.nuclei.measure_arrays`)."""
-    lut, n = _present_lut(arr, max_label)
-    runs, labs = _row_runs(arr, lut)
+    runs, labs, lut, n = _row_runs(arr, max_label)
     area, ref, bbox, sums, perim = _accumulate(arr, runs, labs, n, _PERIMETER_CLASS)
     fin = _finalize(area, ref, bbox, sums, perim, _PERIMETER_WEIGHTS)
     convex_area, convex_perim, skeleton = _per_object(runs, n, bbox, _PERIMETER_CLASS, _PERIMETER_WEIGHTS,

@@ -31,19 +31,15 @@ def _thinning_table() -> np.ndarray:
 THINNING_TABLE = _thinning_table()
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _neighbour_code(s, i, j):
-    return (s[i - 1, j - 1] + 2 * s[i - 1, j] + 4 * s[i - 1, j + 1] + 8 * s[i, j + 1]
-            + 16 * s[i + 1, j + 1] + 32 * s[i + 1, j] + 64 * s[i + 1, j - 1] + 128 * s[i, j - 1])
-
-
 @numba.njit(cache=True, nogil=True)
-def thin_count(skel, flag, ci, cj, di, dj, nrows, ncols, table):
-    """Thin the object in ``skel[1:nrows+1, 1:ncols+1]`` and return its skeleton pixel count.
+def thin_count(s, w2, nrows, ncols, first, second, flag, cand, dels):
+    """Thin one object and return its skeleton pixel count.
 
-    ``skel`` is a zero-margined uint8 scratch holding the object as 1, ``flag`` an all-zero
-    uint8 scratch of the same shape, ``ci, cj, di, dj`` int64 scratches of at least
-    ``nrows * ncols`` entries; ``skel`` and ``flag`` are left all zero.
+    ``s`` is a flat uint8 scratch holding the object as 1 in rows ``1..nrows`` and columns
+    ``1..ncols`` of a zero-margined grid of row stride ``w2`` (≥ ``ncols + 2``); ``flag`` is
+    an all-zero uint8 scratch of the same size and ``cand``, ``dels`` int64 scratches of at
+    least ``nrows * ncols`` entries. ``s`` and ``flag`` are left all zero. ``first`` and
+    ``second`` are the rows of :data:`THINNING_TABLE`.
 
     Only pixels with a 4-neighbour in the background are candidates: no deletion code has
     all four 4-neighbours set. Deletions of a subiteration are decided on the state before
@@ -53,53 +49,50 @@ def thin_count(skel, flag, ci, cj, di, dj, nrows, ncols, table):
     n_cand = 0
     count = 0
     for i in range(1, nrows + 1):
-        for j in range(1, ncols + 1):
-            if skel[i, j]:
+        for p in range(i * w2 + 1, i * w2 + ncols + 1):
+            if s[p]:
                 count += 1
-                if not (skel[i - 1, j] and skel[i + 1, j] and skel[i, j - 1] and skel[i, j + 1]):
-                    ci[n_cand] = i
-                    cj[n_cand] = j
-                    flag[i, j] = 1
+                if not (s[p - w2] and s[p + w2] and s[p - 1] and s[p + 1]):
+                    cand[n_cand] = p
+                    flag[p] = 1
                     n_cand += 1
     quiet = 0  # consecutive subiterations without a deletion
     sub = 0
     while quiet < 2:  # two quiet subiterations in a row: nothing can change any more
+        table = first if sub == 0 else second
         n_del = 0
         for t in range(n_cand):
-            i, j = ci[t], cj[t]
-            if table[sub, _neighbour_code(skel, i, j)]:
-                di[n_del] = i
-                dj[n_del] = j
+            p = cand[t]
+            code = (s[p - w2 - 1] + 2 * s[p - w2] + 4 * s[p - w2 + 1] + 8 * s[p + 1]
+                    + 16 * s[p + w2 + 1] + 32 * s[p + w2] + 64 * s[p + w2 - 1] + 128 * s[p - 1])
+            if table[code]:
+                dels[n_del] = p
                 n_del += 1
         if n_del:
             quiet = 0
             for t in range(n_del):
-                skel[di[t], dj[t]] = 0
-                flag[di[t], dj[t]] = 0
+                s[dels[t]] = 0
+                flag[dels[t]] = 0
             count -= n_del
             m = 0
             for t in range(n_cand):  # keep the candidates still present
-                if skel[ci[t], cj[t]]:
-                    ci[m] = ci[t]
-                    cj[m] = cj[t]
+                if s[cand[t]]:
+                    cand[m] = cand[t]
                     m += 1
             n_cand = m
             for t in range(n_del):  # the 4-neighbours of deleted pixels are now on the border
-                i, j = di[t], dj[t]
-                for d in range(4):
-                    ii = i + (d == 1) - (d == 0)
-                    jj = j + (d == 3) - (d == 2)
-                    if skel[ii, jj] and not flag[ii, jj]:
-                        flag[ii, jj] = 1
-                        ci[n_cand] = ii
-                        cj[n_cand] = jj
+                p = dels[t]
+                for q in (p - w2, p + w2, p - 1, p + 1):
+                    if s[q] and not flag[q]:
+                        flag[q] = 1
+                        cand[n_cand] = q
                         n_cand += 1
         else:
             quiet += 1
         sub = 1 - sub
     for t in range(n_cand):
-        flag[ci[t], cj[t]] = 0
+        flag[cand[t]] = 0
     for i in range(1, nrows + 1):
-        for j in range(1, ncols + 1):
-            skel[i, j] = 0
+        for p in range(i * w2 + 1, i * w2 + ncols + 1):
+            s[p] = 0
     return count
