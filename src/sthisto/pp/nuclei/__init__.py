@@ -14,9 +14,10 @@ arrays, for users without AnnData::
 Where things live: ``_stain`` (hematoxylin, threshold), ``_params`` (:class:`WatershedParams`,
 the only definition of the watershed defaults), ``_watershed`` (:func:`segment_tile`),
 ``_segmenters`` (the :class:`Segmenter` protocol and its implementations), ``_tiling``
-(windows, the tile runner :func:`map_tiles`, :func:`segment_image`), ``_kernels`` and
-``_skeleton`` (Numba), ``_measure``, ``_topology``, ``_pooling``, ``_columns`` (every column
-name), and the AnnData wrappers ``_segment_nuclei`` and ``_nuclei_features``.
+(windows, the tile runner :func:`map_tiles`, :func:`segment_image`), ``_kernels``,
+``_perimeter``, ``_hull`` and ``_skeleton`` (Numba), ``_measure``, ``_topology``,
+``_pooling``, ``_columns`` (every column name), and the AnnData wrappers
+``_segment_nuclei`` and ``_nuclei_features``.
 """
 
 from ._columns import MEASURE_COLUMNS, MORPHOLOGY_COLUMNS, TOPOLOGY_COLUMNS
