@@ -130,17 +130,15 @@ class TileFunction(Segmenter):
         return labels
 
 
-def as_segmenter(method: Any, params: WatershedParams | None = None) -> Segmenter:
+def as_segmenter(method: Any) -> Segmenter:
     """Turn the ``method=`` shorthands into a :class:`Segmenter`.
 
     Parameters
     ----------
     method
-        A :class:`Segmenter`; ``"watershed"`` (:class:`Watershed` with ``params``); an
-        array-like ``(H, W)`` label image (:class:`LabelImage`); or a callable
-        ``tile -> labels`` (:class:`TileFunction`).
-    params
-        Watershed parameters for ``"watershed"`` (or replacing those of a :class:`Watershed`).
+        A :class:`Segmenter`; ``"watershed"`` (:class:`Watershed` with the default
+        :class:`WatershedParams`); an array-like ``(H, W)`` label image
+        (:class:`LabelImage`); or a callable ``tile -> labels`` (:class:`TileFunction`).
 
     Returns
     -------
@@ -150,9 +148,7 @@ def as_segmenter(method: Any, params: WatershedParams | None = None) -> Segmente
         if method != "watershed":
             raise ValueError(f"unknown method {method!r}: use 'watershed', a Segmenter, a callable "
                              "or a label image.")
-        return Watershed(WatershedParams() if params is None else params)
-    if isinstance(method, Watershed):
-        return method if params is None else replace(method, params=params)
+        return Watershed()
     if isinstance(method, Segmenter):
         return method
     if hasattr(method, "shape") and hasattr(method, "dtype") and not callable(method):
