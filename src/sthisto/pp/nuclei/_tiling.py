@@ -25,7 +25,7 @@ from sthisto._validate import rgb_image
 
 from ._measure import measure
 from ._params import WatershedParams
-from ._segmenters import LabelImage, Segmenter, as_segmenter
+from ._segmenters import Segmenter, as_segmenter
 
 Window = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive)
 
@@ -208,9 +208,10 @@ def segment_image(
     ``method`` and the segmenter's recorded parameters (``threshold`` for the watershed).
     """
     segmenter = resolve_segmenter(method, watershed_params, threshold)
-    if not isinstance(segmenter, LabelImage):
-        rgb_image(image, where="the H&E image")
     source = segmenter.source(image)
+    rgb = source is image  # tiles of the H&E image itself (else e.g. a label image)
+    if rgb:
+        rgb_image(image, where="the H&E image")
     shape = tuple(int(s) for s in image.shape[:2])
     if tile_size < 16 or overlap < 0:
         raise ValueError(f"tile_size must be >= 16 and overlap >= 0, got {tile_size}, {overlap}")
@@ -223,7 +224,6 @@ def segment_image(
         segmenter = segmenter.prepare(image, microns_per_pixel=float(microns_per_pixel), bbox=threshold_bbox)
     n_jobs = settings.resolve_n_jobs(n_jobs)
     want_labels = labels_out is not None
-    rgb = not isinstance(segmenter, LabelImage)
 
     def task(core):
         crop = crop_window(core, overlap, shape)
