@@ -66,3 +66,17 @@ def test_deep_extractor_instance_equals_the_shorthand(small):
     np.testing.assert_array_equal(small.obsm["a"], small.obsm["b"])
     assert ext.name == "resnet18" and small.uns["b"]["params"]["weights"] == "random"
     assert ext.key_added == "sthisto_deep"
+
+
+def test_a_wrong_extractor_output_is_named(small):
+    @dataclass(frozen=True)
+    class Flat(Extractor):
+        name: str = "flat"
+        key_added: str = "sthisto_flat"
+
+        def prepare(self, *, seed):
+            return lambda images: images.mean(axis=(1, 2, 3))  # (B,) instead of (B, D)
+
+    with pytest.raises(ValueError, match="'flat' returned shape"):
+        st.pp.image_features(small, model=Flat(), patch_px=16)
+    assert "sthisto_flat" not in small.obsm

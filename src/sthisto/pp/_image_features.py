@@ -116,9 +116,16 @@ def image_features(
     geometry = patch_geometry(
         adata, patch_um=patch_um, library_id=library_id, img_key=img_key, spatial_key=spatial_key
     )
-    run = extractor.prepare(seed=seed)
-    info = extractor.record()
+    prepared = extractor.prepare(seed=seed)
+    info = {"model": extractor.name, **extractor.record()}
     columns = extractor.columns()
+
+    def run(images: np.ndarray) -> np.ndarray:
+        out = np.asarray(prepared(images), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != len(images):
+            raise ValueError(f"the extractor {info['model']!r} returned shape {out.shape} for {len(images)} "
+                             "patches; it must return (batch, n_features).")
+        return out
 
     feats: np.ndarray | None = None
     border = np.zeros(adata.n_obs, dtype=bool)
