@@ -79,6 +79,8 @@ def rgb_image(img, *, where: str = "image", batch: bool = False) -> None:
     is a stack of patches ``(B, H, W, 3)``. Only ``shape`` and ``dtype`` are read, so a
     memory-mapped or dask image is not loaded.
     """
+    import numpy as np  # imported when an array is checked
+
     shape = tuple(getattr(img, "shape", ()))
     lead = 1 if batch else 0
     layout = "(B, H, W, 3)" if batch else "(H, W, 3)"
