@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "her2st"
+# ../shared/data next to the repository (or two levels up, from a git worktree)
+DATA = next((p / "shared" / "data" / "her2st" for p in ROOT.parents[:2] if (p / "shared" / "data").is_dir()),
+            ROOT.parent / "shared" / "data" / "her2st")
 RESULTS = ROOT / "benchmarks" / "results" / "nuclei.md"
 os.environ.setdefault("STHISTO_PROGRESS", "0")
 
@@ -63,29 +65,47 @@ def _read_c2() -> np.ndarray:
     return np.asarray(Image.open(DATA / "images" / "C2.jpg").convert("RGB"))
 
 
+def skimage_measure(labels: np.ndarray) -> np.ndarray:
+    """The skimage equivalent of ``nuclei.measure``: every column it returns, per object.
+
+    One ``regionprops`` pass (its cached ``image_convex`` serves ``area_convex``,
+    ``solidity`` and the convex perimeter), plus ``perimeter(image_convex)`` and
+    ``skeletonize(image)`` per object; circularity and aspect ratio from the values.
+    """
+    from skimage.measure import perimeter, regionprops
+    from skimage.morphology import skeletonize
+
+    rows = []
+    for p in regionprops(labels):
+        per, major, minor = p.perimeter, p.axis_major_length, p.axis_minor_length
+        rows.append((p.label, *p.centroid, *p.bbox, p.area, per, major, minor, p.eccentricity, p.orientation,
+                     p.extent, 4 * np.pi * p.area / per**2 if per > 0 else np.nan,
+                     major / minor if minor > 0 else np.nan, p.area_convex, p.solidity,
+                     perimeter(p.image_convex), np.count_nonzero(skeletonize(p.image))))
+    return np.array(rows, dtype=np.float64)
+
+
 def part_kernel() -> dict:
-    from skimage.measure import regionprops_table
-
+    """The whole ``measure`` (all 20 columns) vs its skimage equivalent on one C2 tile."""
     from sthisto.pp import nuclei
+    from sthisto.pp.nuclei import _columns
 
-    img = _read_c2()
-    mpp = 0.688
-    tile = np.ascontiguousarray(img[4500:7100, 4000:6600])
-    labels = nuclei.segment_tile(tile, microns_per_pixel=mpp)
-    n = int(labels.max())
+    tile = np.ascontiguousarray(_read_c2()[4500:7100, 4000:6600])
+    labels = nuclei.segment_tile(tile, microns_per_pixel=0.688)
     nuclei.measure(labels[:64, :64])  # warm the numba cache
-    t_numba = []
-    for _ in range(5):
-        t = time.perf_counter()
-        nuclei.measure(labels)
-        t_numba.append(time.perf_counter() - t)
-    props = ("label", "area", "perimeter", "centroid", "bbox", "axis_major_length",
-             "axis_minor_length", "eccentricity", "orientation", "extent")
-    t = time.perf_counter()
-    regionprops_table(labels, properties=props)
-    t_sk = time.perf_counter() - t
-    return {"n_nuclei": n, "shape": list(labels.shape), "numba_s": min(t_numba),
-            "skimage_s": t_sk, "speedup": t_sk / min(t_numba)}
+    load = os.getloadavg()[0]
+    t_numba = _best(lambda: nuclei.measure(labels), 5)
+    t_sk = _best(lambda: skimage_measure(labels), 2)
+    ref = skimage_measure(labels)
+    ours = nuclei.measure(labels)[list(_columns.MEASURE_COLUMNS)].to_numpy(np.float64)
+    same = ours.shape == ref.shape
+    if same:  # orientation compared as the doubled angle (defined modulo pi)
+        o = _columns.MEASURE_COLUMNS.index("orientation")
+        ours[:, o], ref[:, o] = np.cos(2 * ours[:, o]), np.cos(2 * ref[:, o])
+        same = bool(np.allclose(ours, ref, rtol=1e-6, atol=1e-6, equal_nan=True))
+    return {"n_nuclei": int(labels.max()), "shape": list(labels.shape), "numba_s": t_numba,
+            "skimage_s": t_sk, "speedup": t_sk / t_numba, "equal": same,
+            "load": max(load, os.getloadavg()[0]), "parts": _split_timings(labels, 5)}
 
 
 def _best(fn, repeat: int) -> float:
@@ -98,66 +118,24 @@ def _best(fn, repeat: int) -> float:
 
 
 def _split_timings(labels: np.ndarray, repeat: int) -> dict:
-    """Seconds of the moment/perimeter passes, the convex-hull passes and the skeletons."""
-    from sthisto.pp import _kernels as K
+    """Seconds of the passes of ``measure``: runs + moments/perimeter, convex hull, skeleton."""
+    from sthisto.pp.nuclei import _kernels as K
 
     labels = np.ascontiguousarray(labels.astype(np.int32))
-    K.measure(labels[:64, :64])  # warm the numba cache
-    lut, n = K._present_lut(labels, int(labels.max()))
-    area, ref, bbox, sums, perim = K._accumulate(labels, lut, n, K._PERIMETER_CLASS)
-    present = np.flatnonzero(lut >= 0)
+    runs, labs, _, n = K._row_runs(labels, int(labels.max()))
+    _, _, bbox, _, _ = K._accumulate(labels, runs, labs, n, K._PERIMETER_CLASS)
+    no_thinning = np.zeros_like(K.THINNING_TABLE)
 
     def base():
-        out = K._accumulate(labels, lut, n, K._PERIMETER_CLASS)
-        K._finalize(*out)
+        runs_, labs_, _, n_ = K._row_runs(labels, int(labels.max()))
+        K._finalize(*K._accumulate(labels, runs_, labs_, n_, K._PERIMETER_CLASS), K._PERIMETER_WEIGHTS)
 
-    def convex():
-        off, lo, hi = K._row_extremes(labels, lut, bbox)
-        K._convex_features(lo, hi, off, bbox, K._PERIMETER_CLASS)
+    def per_object(table):
+        return lambda: K._per_object(runs, n, bbox, K._PERIMETER_CLASS, K._PERIMETER_WEIGHTS, table)
 
-    return {"n_nuclei": int(n), "base_s": _best(base, repeat), "convex_s": _best(convex, repeat),
-            "skeleton_s": _best(lambda: K._skeleton_pixels(labels, present, bbox), max(1, repeat // 2)),
-            "measure_s": _best(lambda: K.measure(labels), max(1, repeat // 2))}
-
-
-def part_convex() -> dict:
-    """Convex area/solidity/convex perimeter/skeleton length: numba vs skimage, share of a section."""
-    import tempfile
-
-    from skimage.measure import perimeter, regionprops, regionprops_table
-    from skimage.morphology import skeletonize
-
-    import sthisto as st
-    from sthisto.pp import nuclei
-
-    img = _read_c2()
-    tile = np.ascontiguousarray(img[4500:7100, 4000:6600])
-    labels = nuclei.segment_tile(tile, microns_per_pixel=0.688)
-    del img
-    out = {"tile": _split_timings(labels, 5), "shape": list(labels.shape)}
-    t = time.perf_counter()
-    regionprops_table(labels, properties=("label", "area_convex", "solidity"))
-    out["regionprops_convex_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    for p in regionprops(labels):
-        perimeter(p.image_convex)
-        np.count_nonzero(skeletonize(p.image))
-    out["skimage_loop_s"] = time.perf_counter() - t  # convex_hull_image + perimeter + skeletonize
-    # full section: the extra features' share of segment_nuclei + nuclei_features
-    name = "C2"
-    adata = st.read.legacy_st(DATA / "counts" / f"{name}.tsv.gz", DATA / "spots" / f"{name}_selection.tsv",
-                              DATA / "images" / f"{name}.jpg", load_fullres=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "labels.npy"
-        t = time.perf_counter()
-        st.pp.segment_nuclei(adata, n_jobs=2, labels_path=path)
-        out["section_segment_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        st.pp.nuclei_features(adata)
-        out["section_features_s"] = time.perf_counter() - t
-        out["section"] = _split_timings(np.load(path), 2)
-    out["section_name"] = name
-    return out
+    convex = _best(per_object(no_thinning), repeat)
+    both = _best(per_object(K.THINNING_TABLE), repeat)
+    return {"base_s": _best(base, repeat), "convex_s": convex, "skeleton_s": max(both - convex, 0.0)}
 
 
 def part_throughput(n_jobs: int, backend: str) -> dict:
@@ -248,7 +226,7 @@ def part_memmap(size: int, n_jobs: int, path: str) -> dict:
 
 
 def part_figure(name: str = "C2") -> dict:
-    """Nuclei outlines over H&E for the spot with most nuclei, saved with sthisto.pl.nuclei."""
+    """Nuclei outlines over H&E for the spot with most nuclei, saved with sthisto.pl.nuclei_outlines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,7 +235,7 @@ def part_figure(name: str = "C2") -> dict:
     adata = st.read.legacy_st(DATA / "counts" / f"{name}.tsv.gz", DATA / "spots" / f"{name}_selection.tsv",
                               DATA / "images" / f"{name}.jpg", load_fullres=True)
     st.pp.segment_nuclei(adata, n_jobs=2)
-    ax = st.pl.nuclei(adata)
+    ax = st.pl.nuclei_outlines(adata)
     out = RESULTS.parent / f"nuclei_{name}_spot.png"
     ax.figure.savefig(out, dpi=110, bbox_inches="tight")
     return {"figure": str(out.relative_to(ROOT)), "title": ax.get_title()}
@@ -272,14 +250,14 @@ def _sub(*args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--part", default="all",
-                   choices=["all", "kernel", "convex", "throughput", "sections", "memmap", "figure"])
+                   choices=["all", "kernel", "throughput", "sections", "memmap", "figure"])
     p.add_argument("--json", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--memmap-size", type=int, default=20000)
     p.add_argument("--memmap-path", default="/tmp/sthisto_bench_20k.npy")
     args = p.parse_args()
     if args.json is not None:  # worker mode
         kind, *rest = args.json
-        fn = {"kernel": part_kernel, "convex": part_convex, "throughput": lambda j, b: part_throughput(int(j), b),
+        fn = {"kernel": part_kernel, "throughput": lambda j, b: part_throughput(int(j), b),
               "section": lambda s, j: part_section(s, int(j)),
               "memmap": lambda s, j, path: part_memmap(int(s), int(j), path),
               "make": lambda s, path: part_make_memmap(int(s), path), "figure": part_figure}[kind]
@@ -290,35 +268,21 @@ def main() -> None:
              f"Python {platform.python_version()}.\nReproduce: `python benchmarks/bench_nuclei.py --part {args.part}`\n"]
     if args.part in ("all", "kernel"):
         r = _sub("kernel")
-        lines += ["## Numba kernel vs skimage.measure.regionprops_table\n",
-                  "| label image | nuclei | numba (s) | regionprops_table (s) | speed-up |", "|---|---|---|---|---|",
-                  f"| {r['shape'][0]}×{r['shape'][1]} (C2 tile, watershed) | {r['n_nuclei']} | {r['numba_s']:.4f} | "
-                  f"{r['skimage_s']:.3f} | {r['speedup']:.0f}× |",
-                  "\nSame properties on both sides: label, area, perimeter, centroid, bbox, major/minor axis, "
-                  "eccentricity, orientation, extent. Numba time is the best of 5 after a warm-up.\n"]
-    if args.part in ("all", "convex"):
-        r = _sub("convex")
-        tl, sec = r["tile"], r["section"]
-        lines += ["## Convex area, solidity, convex perimeter, skeleton length\n",
-                  "| label image | nuclei | moments + perimeter, numba (s) | convex hull features, numba (s) | "
-                  "skeletons, skimage per object (s) | whole `measure` (s) | regionprops_table area_convex + "
-                  "solidity (s) | skimage loop: convex_hull_image + perimeter + skeletonize (s) |",
-                  "|---|---|---|---|---|---|---|---|",
-                  f"| {r['shape'][0]}×{r['shape'][1]} (C2 tile) | {tl['n_nuclei']} | {tl['base_s']:.4f} | "
-                  f"{tl['convex_s']:.4f} | {tl['skeleton_s']:.3f} | {tl['measure_s']:.3f} | "
-                  f"{r['regionprops_convex_s']:.2f} | {r['skimage_loop_s']:.2f} |",
-                  f"| full {r['section_name']} label image | {sec['n_nuclei']} | {sec['base_s']:.4f} | "
-                  f"{sec['convex_s']:.4f} | {sec['skeleton_s']:.3f} | {sec['measure_s']:.3f} | — | — |",
-                  f"\nThe four extra features: {tl['convex_s'] + tl['skeleton_s']:.3f} s here vs "
-                  f"{r['skimage_loop_s']:.2f} s for skimage ({r['skimage_loop_s'] / (tl['convex_s'] + tl['skeleton_s']):.0f}×); "
-                  f"the hull alone {r['regionprops_convex_s'] / tl['convex_s']:.0f}× faster than regionprops' area_convex.",
-                  f"\nFull {r['section_name']} section with n_jobs=2: segment_nuclei {r['section_segment_s']:.1f} s "
-                  f"(includes the measurement of every tile) + nuclei_features {r['section_features_s']:.2f} s; "
-                  f"the convex hull features and skeletons of all its nuclei cost "
-                  f"{sec['convex_s'] + sec['skeleton_s']:.2f} s serially "
-                  f"({100 * (sec['convex_s'] + sec['skeleton_s']) / (r['section_segment_s'] + r['section_features_s']):.1f}%"
-                  " of segment + features), so there is no switch to skip them. Values equal skimage "
-                  "(tests/pp/test_kernels.py). Numba times are the best of 5 (tile) or 2 (section) after a warm-up.\n"]
+        p = r["parts"]
+        lines += ["## `nuclei.measure` vs its skimage equivalent (all 20 columns, skeleton included)\n",
+                  "| label image | nuclei | numba `measure` (s) | skimage (s) | speed-up | same values |",
+                  "|---|---|---|---|---|---|",
+                  f"| {r['shape'][0]}×{r['shape'][1]} (C2 tile, watershed) | {r['n_nuclei']} | {r['numba_s']:.3f} | "
+                  f"{r['skimage_s']:.2f} | **{r['speedup']:.0f}×** | {'yes' if r['equal'] else 'NO'} |",
+                  f"\nMeasured under load {r['load']:.1f} (highest 1-min load average seen by the part). Both "
+                  "sides compute every column of `measure`: label, centroid, bbox, area, perimeter, major/minor "
+                  "axis, eccentricity, orientation, extent, circularity, aspect ratio, convex area, solidity, "
+                  "convex perimeter and skeleton length. skimage side (`skimage_measure` in this script): one "
+                  "`regionprops` pass, whose cached `image_convex` serves area_convex, solidity and "
+                  "`perimeter(image_convex)`, plus `skeletonize(p.image)` per object; the values of both sides "
+                  "are compared (orientation as cos 2θ). Numba: best of 5 after a warm-up, skimage: best of 2, both in one thread; numba's "
+                  f"passes take {p['base_s']:.3f} s (row runs, moments, perimeter), {p['convex_s']:.3f} s "
+                  f"(convex hull features) and {p['skeleton_s']:.3f} s (skeletons).\n"]
     if args.part in ("all", "throughput"):
         rows = [_sub("throughput", j, b) for j, b in ((1, "threads"), (2, "threads"), (2, "processes"))]
         lines += ["## Segmentation throughput (4096×4096 tissue region of C2, tiles of 1024)\n",
@@ -353,7 +317,7 @@ def main() -> None:
                   "process itself allocated. The slide is written by a separate process first.\n"]
     if args.part in ("all", "figure"):
         r = _sub("figure", "C2")
-        lines += [f"## Nuclei outlines (`sthisto.pl.nuclei`, C2, {r['title']})\n", f"![nuclei]({Path(r['figure']).name})\n"]
+        lines += [f"## Nuclei outlines (`sthisto.pl.nuclei_outlines`, C2, {r['title']})\n", f"![nuclei]({Path(r['figure']).name})\n"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.part == "all":

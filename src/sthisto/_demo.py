@@ -119,7 +119,7 @@ def _figures(adatas, df: pd.DataFrame, *, epochs: int, device, out: Path) -> lis
         "spatial_pred_top_genes.png": lambda: st.pl.spatial_pred(test, top),
         "gene_correlation.png": lambda: st.pl.gene_correlation(test, genes),
         "training_history.png": lambda: st.pl.training_history(model),
-        "nuclei_example.png": lambda: st.pl.nuclei(test, spot=_typical_spot(test)),
+        "nuclei_example.png": lambda: st.pl.nuclei_outlines(test, spot=_typical_spot(test)),
     }
     written = []
     for name, draw in plots.items():

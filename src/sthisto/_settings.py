@@ -1,5 +1,8 @@
 """Global settings: device, seed, n_jobs, dataset directory, verbosity and progress bars.
 
+The verbosity sets the ``sthisto`` logger's level (:func:`set_verbosity`);
+``progress_bar`` switches the bars of :func:`progress`.
+
 Each setting may be given by an environment variable (:data:`ENV_VARS`). A value that is
 not valid never makes ``import sthisto`` fail: it is ignored with a warning that names the
 variable, the value and what is accepted, and the default is used. Setting an attribute
@@ -10,11 +13,15 @@ of ``sthisto.settings`` to an invalid value raises a ``ValueError`` naming the s
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from ._logging import logger
 from ._validate import integer, one_of
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -32,6 +39,20 @@ ENV_VARS: dict[str, tuple[str, object, str]] = {
 }
 #: read at download time by sthisto.datasets, listed here so a misspelling is recognised
 OTHER_ENV_VARS = ("STHISTO_DATA_URL",)
+_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+def set_verbosity(verbosity: int, *, add_handler: bool = True) -> None:
+    """Map sthisto's 0–3 verbosity onto the logger level.
+
+    No handler is installed at import (warnings reach stderr through Python's last-resort
+    handler); setting verbosity explicitly adds one stream handler so info messages show.
+    """
+    logger.setLevel(_LEVELS[max(0, min(3, int(verbosity)))])
+    if add_handler and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("sthisto: %(message)s"))
+        logger.addHandler(handler)
 
 
 def _int_like(value):
@@ -129,8 +150,6 @@ class Settings:
 
     @verbosity.setter
     def verbosity(self, value: int | str) -> None:
-        from ._logging import set_verbosity
-
         if isinstance(value, str) and value.strip().lower() in _VERBOSITY_NAMES:
             value = _VERBOSITY_NAMES[value.strip().lower()]
         self._verbosity = integer(_int_like(value), "verbosity", minimum=0, maximum=3,
@@ -165,3 +184,14 @@ class Settings:
 
 
 settings = Settings()
+
+
+def progress(iterable: Iterable[Any], *, desc: str, total: int | None = None, **kwargs: Any):
+    """Wrap ``iterable`` in a tqdm progress bar.
+
+    The bar is shown unless ``settings.progress_bar`` is false (``STHISTO_PROGRESS=0``);
+    ``settings.verbosity`` governs log messages only, not the bar.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, disable=not settings.progress_bar, **kwargs)

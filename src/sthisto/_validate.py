@@ -269,13 +269,26 @@ def raw_counts(adata: AnnData, layer: str | None = None, *, where: str = "sectio
                   labels=(adata.obs_names, adata.var_names))
 
 
-def rgb_image(img: np.ndarray, *, where: str = "image") -> None:
-    """Raise unless ``img`` is an (H, W, 3) RGB array with a non-zero size."""
-    shape = getattr(img, "shape", ())
-    if len(shape) == 2:
-        raise ValueError(f"{where} is grayscale {shape}; an RGB H&E image (H, W, 3) is required.")
-    if len(shape) != 3 or shape[2] != 3:
-        hint = " (drop the alpha channel: img[..., :3])" if len(shape) == 3 and shape[2] == 4 else ""
-        raise ValueError(f"{where} must be (H, W, 3) RGB, got shape {shape}{hint}.")
-    if shape[0] == 0 or shape[1] == 0:
+def rgb_image(img, *, where: str = "image", batch: bool = False) -> None:
+    """Raise unless ``img`` is a non-empty ``(H, W, 3)`` uint8 RGB array.
+
+    The one check of an H&E image used by every image step. With ``batch=True`` the array
+    is a stack of patches ``(B, H, W, 3)``. Only ``shape`` and ``dtype`` are read, so a
+    memory-mapped or dask image is not loaded.
+    """
+    import numpy as np  # imported when an array is checked
+
+    shape = tuple(getattr(img, "shape", ()))
+    lead = 1 if batch else 0
+    layout = "(B, H, W, 3)" if batch else "(H, W, 3)"
+    if len(shape) == 2 + lead:
+        raise ValueError(f"{where} is grayscale {shape}; an RGB H&E image {layout} is required.")
+    if len(shape) != 3 + lead or shape[-1] != 3:
+        hint = " (drop the alpha channel: img[..., :3])" if len(shape) == 3 + lead and shape[-1] == 4 else ""
+        raise ValueError(f"{where} must be {layout} RGB, got shape {shape}{hint}.")
+    if shape[lead] == 0 or shape[lead + 1] == 0:
         raise ValueError(f"{where} is empty (shape {shape}).")
+    dtype = np.dtype(getattr(img, "dtype", np.float64))
+    if dtype != np.uint8:
+        raise ValueError(f"{where} must be 8-bit (uint8) RGB, got dtype {dtype}; convert it, e.g. "
+                         "skimage.util.img_as_ubyte(img).")

@@ -89,7 +89,7 @@ def test_random_weights_are_seeded_and_warned(small, caplog):
 
 
 def test_builtin_resnets_have_torchvision_layouts():
-    from sthisto.pp._extractors import resnet18, resnet50
+    from sthisto.pp._deep import resnet18, resnet50
 
     # parameter counts of torchvision's resnet18/resnet50 (ImageNet heads included)
     assert sum(p.numel() for p in resnet18().parameters()) == 11_689_512
@@ -100,7 +100,7 @@ def test_builtin_resnets_have_torchvision_layouts():
 
 
 def test_default_weights_come_from_the_torch_hub_cache(small, tmp_path, monkeypatch):
-    from sthisto.pp._extractors import WEIGHT_URLS, resnet18
+    from sthisto.pp._deep import WEIGHT_URLS, resnet18
 
     small = small[:5].copy()
     torch.manual_seed(123)

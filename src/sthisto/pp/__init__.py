@@ -1,17 +1,17 @@
 """Preprocessing: nuclei, image features, spot graph and gene graphs into AnnData."""
 
 from . import nuclei
+from ._extractor import DeepExtractor, Extractor, TextureExtractor
 from ._gene_embeddings import gene_embeddings
 from ._go._graph import gene_ontology_graph
 from ._graph import hop_rings, knn_graph, spatial_graph
 from ._image_features import image_features
-from ._nuclei_features import nuclei_features
 from ._patches import patches
-from ._segment import segment_nuclei
+from .nuclei import nuclei_features, segment_nuclei
 
 __all__ = [
     "segment_nuclei",
     "nuclei_features",
     "nuclei",
-    "patches", "image_features", "spatial_graph", "hop_rings", "knn_graph",
+    "patches", "image_features", "Extractor", "TextureExtractor", "DeepExtractor", "spatial_graph", "hop_rings", "knn_graph",
     "gene_ontology_graph", "gene_embeddings"]

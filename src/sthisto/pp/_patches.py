@@ -69,8 +69,6 @@ def patch_geometry(
     """
     img, scale = image_and_scale(adata, library_id, img_key=img_key)
     rgb_image(img, where="the section image")
-    if np.dtype(img.dtype) != np.uint8:
-        raise ValueError(f"the section image must be uint8 RGB, got dtype {img.dtype}.")
     xy = spatial_coords(adata, spatial_key)
     mpp = microns_per_pixel(adata, library_id)
     if patch_um is None:

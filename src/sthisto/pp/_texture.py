@@ -15,6 +15,8 @@ import math
 import numba
 import numpy as np
 
+from sthisto._validate import rgb_image
+
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 N_BINS = 8
 GLCM_LEVELS = 16
@@ -225,8 +227,7 @@ def texture_features(images: np.ndarray) -> np.ndarray:
     from skimage.color import rgb2hed
 
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 patches (B, H, W, 3), got {images.dtype} {images.shape}")
+    rgb_image(images, where="the patches given to texture_features()", batch=True)
     b = images.shape[0]
     rgb = images.reshape(b, -1, 3).astype(np.float32)
     colour = [_colour_stats(rgb, np.zeros(3), np.full(3, 256.0))]

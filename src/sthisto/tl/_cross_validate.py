@@ -32,8 +32,8 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._expression import targets
-from sthisto._logging import logger, progress
-from sthisto._settings import settings
+from sthisto._logging import logger
+from sthisto._settings import progress, settings
 
 from ._methods import FitFunction, resolve_method
 from ._metrics import gene_metrics, ggc_arrays

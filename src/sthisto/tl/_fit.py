@@ -12,7 +12,7 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._logging import logger
-from sthisto._logging import progress as _progress
+from sthisto._settings import progress as _progress
 from sthisto._validate import raw_counts
 
 from . import _data

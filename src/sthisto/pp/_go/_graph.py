@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import cache
-from importlib.resources import files
 
 import numpy as np
 import pandas as pd
@@ -14,23 +13,23 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._logging import logger, progress
+from sthisto._logging import logger
+from sthisto._settings import progress
 from sthisto._utils import copy_or_self, save_data
 from sthisto._validate import unique_var_names
+from sthisto.datasets import bundled_gene_ontology
 
 from ._gaf import Annotations, read_gaf
 from ._obo import DOMAINS, Ontology, read_obo
 from ._similarity import gene_similarity
 
-BUNDLED = "go_human_2019-01-29.npz"
 DENSE_MAX = 5000  # genes; above this the similarity is stored as a sparse top-k matrix
 
 
 @cache
 def bundled() -> tuple[Ontology, Annotations]:
     """Load the bundled GO 2019-01-29 + GOA human snapshot (GO Consortium, CC BY 4.0)."""
-    path = files("sthisto.datasets").joinpath("_data", "go", BUNDLED)
-    with path.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+    with bundled_gene_ontology().open("rb") as fh, np.load(fh, allow_pickle=False) as z:
         return Ontology.from_arrays(z), Annotations.from_arrays(z)
 
 

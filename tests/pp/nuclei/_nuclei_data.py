@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DATA = Path(__file__).parents[1] / "data"
+DATA = Path(__file__).parents[2] / "data"
 CROP_MPP = 0.688098  # from the 200 µm spot pitch of C2 (see her2st_crop_C2.txt)
 SPOT_DIAMETER_UM = 100.0
 

@@ -1,8 +1,9 @@
-"""Resolve ``model=``/``weights=`` of :func:`sthisto.pp.image_features` into a feature extractor.
+"""Deep feature extractors (CNN/ViT): model resolution, weights and the batch runner.
 
-Imported only inside functions (it imports torch). ResNet-18/50 are defined here with
-torchvision's layer names, so torchvision and timm state dicts load into them and neither
-package is required; other torchvision or timm models are used when those are installed.
+Imported only when a :class:`~sthisto.pp.DeepExtractor` is prepared (it imports torch).
+ResNet-18/50 are defined here with torchvision's layer names, so torchvision and timm state
+dicts load into them and neither package is required; other torchvision or timm models are
+used when those are installed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -133,8 +135,8 @@ _BUILTIN = {"resnet18": resnet18, "resnet50": resnet50}
 
 # --------------------------------------------------------------------------- resolution
 @dataclass
-class Extractor:
-    """A resolved feature extractor: ``fn(batch) -> (B, D)`` and its input normalisation."""
+class ResolvedModel:
+    """A resolved deep model: ``fn(batch) -> (B, D)`` and its input normalisation."""
 
     fn: Callable[[torch.Tensor], Any]
     name: str
@@ -184,8 +186,8 @@ def _weights_label(weights: Any) -> str:
     return "random" if weights is None else str(weights)
 
 
-def resolve_extractor(model: Any, weights: Any, *, seed: int) -> Extractor:
-    """Turn ``model``/``weights`` into an :class:`Extractor`.
+def resolve_model(model: Any, weights: Any, *, seed: int) -> ResolvedModel:
+    """Turn ``model``/``weights`` into a :class:`ResolvedModel`.
 
     ``model``: a built-in name (``resnet18``, ``resnet50``), a torchvision or timm name
     (``hf-hub:`` included), a path to a TorchScript or pickled module file, an
@@ -199,13 +201,13 @@ def resolve_extractor(model: Any, weights: Any, *, seed: int) -> Extractor:
     if isinstance(model, nn.Module):
         if weights not in (None, "default"):
             _apply_state_dict(model, _load_state_dict_file(weights), str(weights))
-        return Extractor(model, type(model).__name__, _weights_label(weights) if weights else "module", module=model)
+        return ResolvedModel(model, type(model).__name__, _weights_label(weights) if weights else "module", module=model)
     if isinstance(model, str | os.PathLike) and _is_path(model):
-        return resolve_extractor(_load_module_file(model), weights, seed=seed)
+        return resolve_model(_load_module_file(model), weights, seed=seed)
     if callable(model) and not isinstance(model, str):
         if weights not in (None, "default"):
             raise ValueError("weights= cannot be applied to a plain callable; load them yourself.")
-        return Extractor(model, getattr(model, "__name__", type(model).__name__), "callable")
+        return ResolvedModel(model, getattr(model, "__name__", type(model).__name__), "callable")
     if not isinstance(model, str):
         raise TypeError(f"model must be a name, an nn.Module or a callable, got {type(model).__name__}")
     name = model
@@ -243,7 +245,7 @@ def _load_module_file(path: str | os.PathLike) -> nn.Module:
     return obj
 
 
-def _builtin(name: str, weights: Any, seed: int) -> Extractor:
+def _builtin(name: str, weights: Any, seed: int) -> ResolvedModel:
     module = _seeded(_BUILTIN[name], seed)
     if weights == "default":
         state = torch.hub.load_state_dict_from_url(
@@ -255,7 +257,7 @@ def _builtin(name: str, weights: Any, seed: int) -> Extractor:
     else:
         _warn_random(name, seed)
     module.fc = nn.Identity()
-    return Extractor(module, name, _weights_label(weights), module=module)
+    return ResolvedModel(module, name, _weights_label(weights), module=module)
 
 
 def _warn_random(name: str, seed: int) -> None:
@@ -276,7 +278,7 @@ def _torchvision_names() -> set[str]:
     return set(models.list_models(module=models))
 
 
-def _torchvision(name: str, weights: Any, seed: int) -> Extractor:
+def _torchvision(name: str, weights: Any, seed: int) -> ResolvedModel:
     from torchvision import models
 
     module = _seeded(lambda: models.get_model(name, weights="DEFAULT" if weights == "default" else None), seed)
@@ -288,7 +290,7 @@ def _torchvision(name: str, weights: Any, seed: int) -> Extractor:
         if hasattr(module, head):
             setattr(module, head, nn.Identity())
             break
-    return Extractor(module, f"torchvision:{name}", _weights_label(weights), module=module)
+    return ResolvedModel(module, f"torchvision:{name}", _weights_label(weights), module=module)
 
 
 def _timm_has(name: str) -> bool | None:
@@ -299,7 +301,7 @@ def _timm_has(name: str) -> bool | None:
     return bool(timm.is_model(name)) or bool(timm.list_models(name))
 
 
-def _timm(name: str, weights: Any, seed: int) -> Extractor:
+def _timm(name: str, weights: Any, seed: int) -> ResolvedModel:
     try:
         import timm
     except ImportError as err:
@@ -310,6 +312,57 @@ def _timm(name: str, weights: Any, seed: int) -> Extractor:
     elif weights is None:
         _warn_random(name, seed)
     cfg = timm.data.resolve_data_config({}, model=module)
-    return Extractor(
+    return ResolvedModel(
         module, f"timm:{name}", _weights_label(weights), tuple(cfg["mean"]), tuple(cfg["std"]), module=module
     )
+
+
+def _as_features(out: Any, n: int, name: str) -> np.ndarray:
+    if isinstance(out, tuple | list) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    if isinstance(out, torch.Tensor):
+        out = out.detach().float().cpu().numpy()
+    out = np.asarray(out, dtype=np.float32)
+    while out.ndim > 2 and out.shape[-1] == 1:
+        out = out[..., 0]
+    if out.ndim != 2 or out.shape[0] != n:
+        raise ValueError(
+            f"model {name!r} returned an array of shape {out.shape} for a batch of {n} patches; "
+            "it must return (batch, n_features) — pool spatial maps (e.g. global average) first."
+        )
+    return out
+
+
+def deep_runner(model: Any, weights: Any, seed: int, device, amp: bool, normalize: bool) -> tuple[Callable, dict]:
+    """Build the batch function ``uint8 (B, H, W, 3) -> float32 (B, D)`` and its recorded params.
+
+    Returns
+    -------
+    ``(run, info)``: the function and ``model``, ``weights``, ``device``, ``amp``,
+    ``normalize``, ``mean``, ``std`` as stored in ``uns``.
+    """
+    from sthisto._device import resolve_device
+
+    dev = resolve_device(device)
+    ext = resolve_model(model, weights, seed=seed)
+    if ext.module is not None:
+        ext.module.eval().to(dev)
+    use_amp = bool(amp) and dev.type == "cuda"
+    if amp and not use_amp:
+        logger.warning("amp=True only applies on CUDA; running in float32 on %s.", dev)
+    mean = std = None
+    if normalize and ext.mean is not None:
+        mean = torch.tensor(ext.mean, device=dev).view(1, 3, 1, 1)
+        std = torch.tensor(ext.std, device=dev).view(1, 3, 1, 1)
+
+    def run(images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(dev).permute(0, 3, 1, 2).float().div_(255.0)
+        if mean is not None:
+            x = (x - mean) / std
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            out = ext.fn(x)
+        return _as_features(out, len(images), ext.name)
+
+    info = {"model": ext.name, "weights": ext.weights, "device": str(dev), "amp": use_amp,
+            "normalize": "none" if mean is None else "mean/std", "mean": list(ext.mean or ()), "std": list(ext.std or ())}
+    return run, info

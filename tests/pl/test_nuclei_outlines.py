@@ -1,4 +1,4 @@
-"""sthisto.pl.nuclei: outlines over H&E for one spot; data preparation asserted."""
+"""sthisto.pl.nuclei_outlines: outlines over H&E for one spot; data preparation asserted."""
 
 import matplotlib
 
@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import sthisto as st  # noqa: E402
-from sthisto.pl._nuclei import nuclei_region  # noqa: E402
+from sthisto.pl._nuclei_outlines import nuclei_region  # noqa: E402
 
 
 @pytest.fixture
@@ -38,20 +38,28 @@ def test_region_data(segmented, tmp_path):
 
 def test_plot_returns_axes_and_draws(segmented):
     fig, ax = plt.subplots()
-    out = st.pl.nuclei(segmented, spot=12, ax=ax)
+    out = st.pl.nuclei_outlines(segmented, spot=12, ax=ax)
     assert out is ax and len(ax.images) == 2 and len(ax.patches) == 1
     assert "spot0012" in ax.get_title()
     plt.close(fig)
-    ax2 = st.pl.nuclei(segmented)  # default: the spot with the most nuclei
+    ax2 = st.pl.nuclei_outlines(segmented)  # default: the spot with the most nuclei
     assert ax2.figure is not fig
     plt.close(ax2.figure)
 
 
 def test_plot_errors(synthetic_adata):
     with pytest.raises(KeyError, match="segment_nuclei"):
-        st.pl.nuclei(synthetic_adata)
+        st.pl.nuclei_outlines(synthetic_adata)
     st.pp.segment_nuclei(synthetic_adata)
     with pytest.raises(KeyError, match="obs_names"):
-        st.pl.nuclei(synthetic_adata, spot="nope")
+        st.pl.nuclei_outlines(synthetic_adata, spot="nope")
     with pytest.raises(IndexError):
-        st.pl.nuclei(synthetic_adata, spot=10_000)
+        st.pl.nuclei_outlines(synthetic_adata, spot=10_000)
+
+
+def test_old_name_still_works_with_a_warning(segmented):
+    with pytest.warns(FutureWarning, match="nuclei_outlines"):
+        plot = st.pl.nuclei
+    assert plot is st.pl.nuclei_outlines
+    with pytest.raises(AttributeError):
+        st.pl.no_such_plot  # noqa: B018

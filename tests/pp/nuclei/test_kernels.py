@@ -8,7 +8,7 @@ from skimage.measure import label, perimeter, regionprops, regionprops_table
 from skimage.morphology import skeletonize
 
 from sthisto.pp import nuclei
-from sthisto.pp._kernels import hematoxylin, measure
+from sthisto.pp.nuclei import hematoxylin, measure
 
 from ._nuclei_data import CROP_MPP, crop_rgb
 

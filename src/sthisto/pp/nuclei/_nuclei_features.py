@@ -1,4 +1,4 @@
-"""Spot-level handcrafted features from segmented nuclei: morphology (X_M) and topology (X_T)."""
+"""``sthisto.pp.nuclei_features``: nuclei pooled into per-spot morphology (X_M) and topology (X_T)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,17 @@ from sthisto._logging import logger
 from sthisto._utils import copy_or_self, save_data
 from sthisto._validate import library_id as _library_id
 from sthisto._validate import require_key, spatial_coords
-from sthisto.pp.nuclei import delaunay_features, pool_spots, to_microns
+
+from ._columns import (
+    NO_NUCLEI,
+    NUCLEUS_COUNT,
+    ORIENTATION_COHERENCE,
+    SPOT_MORPHOLOGY_COLUMNS,
+    SPOT_TOPOLOGY_COLUMNS,
+)
+from ._measure import to_microns
+from ._pooling import fill_missing, pool_spots
+from ._topology import delaunay_features
 
 
 @doc_params
@@ -100,34 +110,20 @@ def nuclei_features(
     morph["sin2"] = np.sin(2 * theta)
     m_spot = pool_spots(morph, centroids, xy, radius, index=adata.obs_names,
                         microns_per_pixel=mpp, fill="nan")
-    m_spot["orientation_coherence"] = np.hypot(m_spot.pop("cos2"), m_spot.pop("sin2"))
+    m_spot[ORIENTATION_COHERENCE] = np.hypot(m_spot.pop("cos2"), m_spot.pop("sin2"))
     topo = delaunay_features(centroids, mpp)
     t_spot = pool_spots(topo, centroids, xy, radius, index=adata.obs_names, fill="nan")
 
-    empty = m_spot["no_nuclei"].to_numpy() > 0
+    empty = m_spot[NO_NUCLEI].to_numpy() > 0
     if empty.any():
         logger.warning("%d of %d spots contain no nucleus centroid; flagged in obsm[%r]['no_nuclei'] "
                        "and filled with %s.", int(empty.sum()), adata.n_obs, morphology_key,
                        "the section mean" if fill == "mean" else "zeros")
-    order = ["area_um2", "perimeter_um", "major_axis_um", "minor_axis_um", "eccentricity",
-             "orientation_abs_cos2", "extent", "circularity", "aspect_ratio", "convex_area_um2",
-             "solidity", "convex_perimeter_um", "skeleton_length_um", "orientation_coherence",
-             "nucleus_count", "nucleus_density_per_mm2", "no_nuclei"]
-    m_spot = _fill(m_spot[order], fill)
-    t_spot = _fill(t_spot.drop(columns="nucleus_count"), fill)
+    m_spot = fill_missing(m_spot[list(SPOT_MORPHOLOGY_COLUMNS)], fill)
+    t_spot = fill_missing(t_spot.drop(columns=NUCLEUS_COUNT)[list(SPOT_TOPOLOGY_COLUMNS)], fill)
     save_data(adata, attr="obsm", key=morphology_key, data=m_spot)
     save_data(adata, attr="obsm", key=topology_key, data=t_spot)
     entry["features_params"] = {"spot_diameter_px": diameter, "fill": fill, "microns_per_pixel": mpp,
                                 "n_empty_spots": int(empty.sum())}
     return adata if copy else None
 
-
-def _fill(df: pd.DataFrame, fill: str) -> pd.DataFrame:
-    """Replace NaN (spots without nuclei or without a finite value) column-wise."""
-    values = df.to_numpy(np.float64, copy=True)
-    for j in range(values.shape[1]):
-        bad = ~np.isfinite(values[:, j])
-        if bad.any():
-            good = values[~bad, j]
-            values[bad, j] = good.mean() if (fill == "mean" and good.size) else 0.0
-    return pd.DataFrame(values, index=df.index, columns=df.columns)

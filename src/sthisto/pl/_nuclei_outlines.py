@@ -1,4 +1,4 @@
-"""``sthisto.pl.nuclei``: segmented nucleus outlines over the H&E image around one spot."""
+"""``sthisto.pl.nuclei_outlines``: segmented nucleus outlines over the H&E image around one spot."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ def nuclei_region(
     spatial_key: str = K.SPATIAL_KEY,
     margin: float = 0.25,
 ) -> dict:
-    """Collect the data behind :func:`nuclei`: H&E crop around a spot, labels, centroids.
+    """Collect the data behind :func:`nuclei_outlines`: H&E crop around a spot, labels, centroids.
 
     Labels come from ``params['labels_path']`` when :func:`sthisto.pp.segment_nuclei` wrote
-    one; otherwise the watershed is re-run on the crop with the stored parameters (and the
-    stored section threshold), which reproduces the segmentation of interior nuclei.
+    one; otherwise the watershed is re-run on the crop with the stored
+    :class:`~sthisto.pp.nuclei.WatershedParams` and section threshold, which reproduces the
+    segmentation of interior nuclei.
 
     Returns
     -------
@@ -62,14 +63,13 @@ def nuclei_region(
     if params.get("labels_path"):
         labels = np.asarray(np.load(params["labels_path"], mmap_mode="r")[y0:y1, x0:x1])
     elif params.get("method") == "watershed":
-        from sthisto.pp._segment import segment_tile
+        from sthisto.pp.nuclei import WatershedParams, crop_window, segment_tile
 
-        ov = int(params.get("overlap", 64))
-        wy0, wx0, wy1, wx1 = max(0, y0 - ov), max(0, x0 - ov), min(h, y1 + ov), min(w, x1 + ov)
+        wy0, wx0, wy1, wx1 = crop_window((y0, x0, y1, x1), int(params["overlap"]), (h, w))
         big = segment_tile(
             np.asarray(image[wy0:wy1, wx0:wx1])[..., :3],
             microns_per_pixel=params["microns_per_pixel"], threshold=params.get("threshold"),
-            **{k: params[k] for k in ("sigma_um", "min_distance_um", "min_area_um2", "max_area_um2") if k in params},
+            params=WatershedParams.from_params(params),
         )
         labels = big[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
     else:
@@ -88,7 +88,7 @@ def nuclei_region(
     }
 
 
-def nuclei(
+def nuclei_outlines(
     adata: AnnData,
     spot=None,
     *,

@@ -1,0 +1,159 @@
+"""Segmenters: what turns an H&E tile into a label image.
+
+A segmenter is any object with the small :class:`Segmenter` protocol. Three come with
+sthisto: :class:`Watershed` (the classical default), :class:`LabelImage` (a label image
+computed elsewhere, e.g. HoVer-Net, CellViT or StarDist output for the whole slide) and
+:class:`TileFunction` (a user function ``tile -> labels`` run on every tile). The tile
+runner (:func:`segment_image`) only ever sees segmenters; :func:`as_segmenter` is the one
+place where the shorthands ``"watershed"``, a callable or an array become one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ._params import WatershedParams
+from ._stain import hematoxylin_threshold
+from ._watershed import segment_tile
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What :func:`segment_image` needs from a segmenter.
+
+    ``__call__`` runs in a worker (a thread, a process or a dask task), so a segmenter
+    should be cheap to pickle; ``prepare`` runs once per image in the calling process.
+    Subclass it to inherit the defaults of ``prepare``, ``source`` and ``record``.
+    """
+
+    name: str
+
+    def __call__(self, tile: np.ndarray) -> np.ndarray:
+        """Label image ``(H, W)`` (0 = background) of one tile read from :meth:`source`."""
+        ...
+
+    def prepare(self, image, *, microns_per_pixel: float, bbox: tuple[int, int, int, int] | None) -> Segmenter:
+        """Return the segmenter ready for ``image`` (e.g. with a section-wide threshold)."""
+        return self
+
+    def source(self, image):
+        """Return the array tiles are read from (``image``, or a label image of the same size)."""
+        return image
+
+    def record(self) -> dict[str, Any]:
+        """Parameters stored in ``uns[...]['params']`` next to ``method = name``."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Watershed(Segmenter):
+    """The hematoxylin distance-transform watershed (:func:`segment_tile`).
+
+    Parameters
+    ----------
+    params
+        Watershed parameters (:class:`WatershedParams`).
+    threshold
+        Hematoxylin optical-density threshold; ``None``: Otsu over the processed region of
+        the image, estimated once by :meth:`prepare` so every tile uses the same one.
+    microns_per_pixel
+        Set by :meth:`prepare`.
+    """
+
+    params: WatershedParams = field(default_factory=WatershedParams)
+    threshold: float | None = None
+    microns_per_pixel: float | None = None
+    name: str = field(default="watershed", init=False)
+
+    def prepare(self, image, *, microns_per_pixel, bbox):  # noqa: D102
+        threshold = self.threshold
+        if threshold is None:
+            threshold = hematoxylin_threshold(image, microns_per_pixel=microns_per_pixel, bbox=bbox,
+                                              sigma_um=self.params.sigma_um)
+        return replace(self, threshold=float(threshold), microns_per_pixel=float(microns_per_pixel))
+
+    def __call__(self, tile):  # noqa: D102
+        if self.microns_per_pixel is None:
+            raise ValueError("Watershed.microns_per_pixel is unset: call prepare() first (segment_image does).")
+        return segment_tile(tile, microns_per_pixel=self.microns_per_pixel, threshold=self.threshold,
+                            params=self.params)
+
+    def record(self):  # noqa: D102
+        out: dict[str, Any] = self.params.as_dict()
+        if self.threshold is not None:
+            out["threshold"] = float(self.threshold)
+        return out
+
+
+@dataclass(frozen=True)
+class LabelImage(Segmenter):
+    """A precomputed ``(H, W)`` integer label image of the whole full-resolution image.
+
+    It is measured as it is, tile by tile (memory-mapped, zarr or dask arrays stay lazy).
+    """
+
+    labels: Any
+    name: str = field(default="labels", init=False)
+
+    def source(self, image):  # noqa: D102
+        shape = tuple(getattr(self.labels, "shape", ()))
+        if len(shape) != 2 or shape != tuple(image.shape[:2]):
+            raise ValueError(f"the label image has shape {shape} but the H&E image is "
+                             f"{tuple(image.shape[:2])}; pass labels of the full-resolution image.")
+        return self.labels
+
+    def __call__(self, tile):  # noqa: D102
+        return tile
+
+
+@dataclass(frozen=True)
+class TileFunction(Segmenter):
+    """A user function ``tile (H, W, 3) uint8 -> labels (H, W)`` (a StarDist/CellViT wrapper…)."""
+
+    fn: Callable[[np.ndarray], Any]
+
+    @property
+    def name(self) -> str:  # noqa: D102
+        return f"callable:{getattr(self.fn, '__name__', type(self.fn).__name__)}"
+
+    def __call__(self, tile):  # noqa: D102
+        labels = np.asarray(self.fn(tile))
+        if labels.shape != tile.shape[:2]:
+            raise ValueError(
+                f"the segmentation callable returned shape {labels.shape} for a tile of shape "
+                f"{tile.shape[:2]}; it must return an (H, W) label image of the tile."
+            )
+        return labels
+
+
+def as_segmenter(method: Any) -> Segmenter:
+    """Turn the ``method=`` shorthands into a :class:`Segmenter`.
+
+    Parameters
+    ----------
+    method
+        A :class:`Segmenter`; ``"watershed"`` (:class:`Watershed` with the default
+        :class:`WatershedParams`); an array-like ``(H, W)`` label image
+        (:class:`LabelImage`); or a callable ``tile -> labels`` (:class:`TileFunction`).
+
+    Returns
+    -------
+    The segmenter.
+    """
+    if isinstance(method, str):
+        if method != "watershed":
+            raise ValueError(f"unknown method {method!r}: use 'watershed', a Segmenter, a callable "
+                             "or a label image.")
+        return Watershed()
+    if isinstance(method, Segmenter):
+        return method
+    if hasattr(method, "shape") and hasattr(method, "dtype") and not callable(method):
+        return LabelImage(method)
+    if callable(method):
+        return TileFunction(method)
+    raise TypeError(f"method must be 'watershed', a Segmenter, a callable or a label image, "
+                    f"got {type(method).__name__}")
