@@ -44,6 +44,8 @@ PROTOCOLS = {
     "selected": "mean of the n best per-gene PCCs among candidate genes (optimistic: genes chosen on the test result)",
     "hest": "log1p targets; per-gene PCC pooled over the test split (HEST-Benchmark style)",
 }
+#: the gene sets each protocol scores
+_PROTOCOL_GENE_SETS = {"paper": ("hvg", "heg"), "hest": ("hvg",), "selected": ("candidates",)}
 
 
 def _section_names(adatas: Sequence[AnnData], names: Sequence[str] | None) -> list[str]:
@@ -144,6 +146,7 @@ def cross_validate(
     method: str | Callable | Sequence[str | Callable] = "m2tglgo",
     protocol: str | Sequence[str] = "paper",
     n_top: int = 50,
+    gene_sets: str | Sequence[str] | None = None,
     groups: Sequence | None = None,
     folds: Sequence[tuple[Sequence[str], Sequence[str]]] | None = None,
     modalities: Sequence[str] = K.DEFAULT_MODALITIES,
@@ -179,6 +182,9 @@ def cross_validate(
         per fold and gene set).
     n_top
         Number of HVG/HEG genes (``paper``, ``hest``) and of best genes (``selected``).
+    gene_sets
+        Fit only these of the protocols' gene sets (``"hvg"``, ``"heg"``, ``"candidates"``);
+        default: all of them.
     groups
         One label per section; sections sharing a label are held out together.
     folds
@@ -225,6 +231,11 @@ def cross_validate(
     modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
     names = _section_names(adatas, section_names)
     fold_list = _folds(names, groups, folds)
+    needed = list(dict.fromkeys(g for p in protocols for g in _PROTOCOL_GENE_SETS[p]))
+    wanted = needed if gene_sets is None else [gene_sets] if isinstance(gene_sets, str) else list(gene_sets)
+    if not wanted or any(g not in needed for g in wanted):
+        raise ValueError(f"gene_sets must be a subset of {needed} (the gene sets of protocols {protocols}), "
+                         f"got {gene_sets!r}.")
     common = common_genes(adatas)  # genes shared by *all* sections, so the test section has them
 
     rows: list[dict] = []
@@ -236,7 +247,7 @@ def cross_validate(
         train = [adatas[i] for i in train_idx]
         tests = [adatas[i] for i in test_idx]
         if fold not in genes_used:
-            genes_used[fold] = _gene_sets(train, common, protocols, n_top, n_candidates, layer)
+            genes_used[fold] = _gene_sets(train, common, wanted, n_top, n_candidates, layer)
         for gene_set, genes in genes_used[fold].items():
             t0 = time.perf_counter()
             model = fit(train, genes=genes, modalities=modalities, layer=layer, seed=seed, **kwargs)
@@ -269,22 +280,13 @@ def cross_validate(
     return df
 
 
-def _gene_sets(train, common, protocols, n_top, n_candidates, layer) -> dict[str, list[str]]:
-    """Gene sets a fold needs, chosen on the training sections (restricted to shared genes)."""
+def _gene_sets(train, common, wanted, n_top, n_candidates, layer) -> dict[str, list[str]]:
+    """Return the ``wanted`` gene sets of a fold, chosen on its training sections (among shared genes)."""
     shared = set(common)
     train = [a[:, [g for g in a.var_names if g in shared]] for a in train]
-    sets: dict[str, list[str]] = {}
-    if "paper" in protocols or "hest" in protocols:
-        sets["hvg"] = select_genes(train, flavor="hvg", n_top=n_top, layer=layer)
-    if "paper" in protocols:
-        sets["heg"] = select_genes(train, flavor="heg", n_top=n_top, layer=layer)
-    if "selected" in protocols:
-        n = len(common) if n_candidates is None else n_candidates
-        sets["candidates"] = select_genes(train, flavor="hvg", n_top=n, layer=layer)
-    return sets
-
-
-_PROTOCOL_GENE_SETS = {"paper": ("hvg", "heg"), "hest": ("hvg",), "selected": ("candidates",)}
+    sizes = {"hvg": n_top, "heg": n_top, "candidates": len(common) if n_candidates is None else n_candidates}
+    flavors = {"hvg": "hvg", "heg": "heg", "candidates": "hvg"}
+    return {g: select_genes(train, flavor=flavors[g], n_top=sizes[g], layer=layer) for g in wanted}
 
 
 @dataclass
