@@ -115,6 +115,35 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return img
 
 
+def lazy_tiff(path: str | os.PathLike, *, chunk_px: int = 2048) -> list:
+    """Open a (pyramidal) TIFF as dask arrays that read only the tiles or strips asked for.
+
+    Uses tifffile's zarr interface, so a slice reads the TIFF tiles/strips it covers, never
+    the whole slide (``dask_image.imread`` reads one whole page per chunk). Pyramidal TIFFs
+    (OME-TIFF, BigTIFF ``.btf`` with sub-resolutions) give one array per level.
+
+    Returns
+    -------
+    List of (H, W, C) dask arrays, finest first.
+    """
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    root = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    arrays = [root] if hasattr(root, "shape") else [root[k] for k in sorted(root.array_keys(), key=int)]
+    levels = []
+    for arr in arrays:
+        level = da.from_zarr(arr)
+        if level.ndim == 3 and level.shape[0] in (3, 4) and level.shape[2] not in (3, 4):
+            level = level.transpose(1, 2, 0)  # planar (C, H, W) pages
+        levels.append(level.rechunk((chunk_px, chunk_px, level.shape[2])) if level.ndim == 3 else level)
+    return levels
+
+
 def fullres_image(adata: AnnData, library_id: str | None = None):
     """Return the full-resolution image (array-like, (H, W, 3) uint8) or ``None``."""
     entry = spatial_entry(adata, library_id)
