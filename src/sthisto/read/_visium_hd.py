@@ -19,7 +19,7 @@ BIN_SIZES_UM = (2, 8, 16)
 
 
 def _lazy_image(path: Path, dataset_id: str):
-    """A multiscale Image2DModel over a TIFF that is read tile by tile (other formats: spatialdata-io's)."""
+    """Wrap a TIFF in a multiscale Image2DModel that is read tile by tile."""
     from spatialdata.models import Image2DModel
     from spatialdata.transformations import Identity
 
