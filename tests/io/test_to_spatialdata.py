@@ -111,3 +111,20 @@ def test_spatialdata_plot_draws_predicted_expression(demo_zarr):
     assert len(np.unique(faces.round(4), axis=0)) > 10  # coloured by the predicted values, not one colour
     assert ax.images, "the H&E image is drawn below the spots"
     plt.close(fig)
+
+
+def test_nuclei_labels_and_bad_targets(synthetic_adata, tmp_path):
+    st.pp.segment_nuclei(synthetic_adata, labels_path=tmp_path / "labels.npy")
+    sdata = st.io.to_spatialdata(synthetic_adata)
+    labels = sdata.labels["synthetic_nuclei_labels"]
+    np.testing.assert_array_equal(np.asarray(labels.data), np.load(tmp_path / "labels.npy"))
+    table = sdata.tables["synthetic_nuclei_table"]
+    assert table.uns["spatialdata_attrs"]["region"] == "synthetic_nuclei"
+    assert set(table.obs["spot"]) <= {"", *synthetic_adata.obs_names}
+    sdata.write(tmp_path / "s.zarr")
+    back = sd.read_zarr(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(np.asarray(back.labels["synthetic_nuclei_labels"].data), np.load(tmp_path / "labels.npy"))
+    with pytest.raises(ValueError, match="was not read with sthisto.read.spatialdata"):
+        st.io.to_spatialdata(synthetic_adata, sdata)
+    with pytest.raises(TypeError, match="spatialdata.SpatialData or None"):
+        st.io.to_spatialdata(st.read.spatialdata(back, table_key="synthetic_counts"), {"not": "sdata"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,7 +135,8 @@ def test_non_affine_and_anisotropic_transformations_are_refused(monkeypatch):
         st.read.spatialdata(sdata, microns_per_pixel=1)
 
 
-@pytest.mark.parametrize("image", [np.zeros((4, 300, 400), np.uint8), np.zeros((3, 300, 400), np.uint16)])
+@pytest.mark.parametrize("image", [np.zeros((5, 300, 400), np.uint8), np.zeros((1, 300, 400), np.uint8),
+                                   np.zeros((3, 300, 400), np.uint16)])
 def test_image_must_be_rgb_uint8(image):
     sdata = _sdata(Identity(), Identity(), xy=np.array([[10.0, 20.0], [30.0, 5.0]]), image=image)
     with pytest.raises(ValueError, match="RGB uint8"):
@@ -174,3 +177,22 @@ def test_patches_read_the_coarsest_adequate_level_only(synthetic_adata, monkeypa
     reads.update(fullres=0, fullres_1=0)
     list(st.pp.patches(adata, patch_px=int(diameter) + 1))  # finer than level 1: full resolution
     assert reads["fullres"] > 0 and reads["fullres_1"] == 0
+
+
+def test_a_spatialdata_io_visium_section_in_the_hires_frame():
+    """spatialdata-io's Visium reader (RGBA hires PNG, Scale transformations) on the real 100-spot folder."""
+    sdio = import_spatial("spatialdata_io")
+    folder = Path(__file__).parents[1] / "data" / "visium_100spots"
+    sdata = sdio.visium(folder, dataset_id="v100")
+    adata = st.read.spatialdata(sdata, spot_diameter_um=55.0)  # RGBA hires: alpha dropped
+    entry = adata.uns["spatial"]["v100_hires_image"]
+    assert entry["metadata"]["coordinate_system"] == "v100_downscaled_hires"  # where the image is untransformed
+    ref = st.read.visium(folder)
+    sf = ref.uns["spatial"]["visium_100spots"]["scalefactors"]
+    ref = ref[adata.obs_names]
+    np.testing.assert_allclose(adata.obsm["spatial"], ref.obsm["spatial"] * sf["tissue_hires_scalef"], rtol=1e-9)
+    assert entry["scalefactors"]["spot_diameter_fullres"] == pytest.approx(
+        sf["spot_diameter_fullres"] * sf["tissue_hires_scalef"])
+    assert entry["scalefactors"]["microns_per_pixel"] == pytest.approx(
+        sf["microns_per_pixel"] / sf["tissue_hires_scalef"])
+    assert np.asarray(entry["images"]["fullres"]).shape[2] == 3

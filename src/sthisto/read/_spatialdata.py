@@ -68,13 +68,15 @@ def _image_levels(sdata, image_key: str) -> list:
     first = arrays[0]
     if set(first.dims) != {"c", "y", "x"}:
         raise ValueError(f"image {image_key!r} has dims {first.dims}; a 2D (c, y, x) H&E image is required.")
-    if first.sizes["c"] != 3 or np.dtype(first.dtype) != np.uint8:
+    if first.sizes["c"] not in (3, 4) or np.dtype(first.dtype) != np.uint8:
         raise ValueError(
             f"image {image_key!r} has {first.sizes['c']} channel(s) of dtype {first.dtype}; sthisto needs an "
-            "RGB uint8 H&E image (3 channels, 0-255). Convert it (e.g. drop the alpha channel, rescale "
-            "to uint8) or pass image_key= of the H&E image."
+            "RGB uint8 H&E image (3 channels, 0-255). Convert it (e.g. rescale to uint8) or pass "
+            "image_key= of the H&E image."
         )
-    return [a.transpose("y", "x", "c").data for a in arrays]
+    if first.sizes["c"] == 4:  # RGBA (e.g. Space Ranger PNGs), as the file readers do
+        logger.warning("image %r is RGBA; using its RGB channels (alpha dropped)", image_key)
+    return [a.transpose("y", "x", "c").data[..., :3] for a in arrays]
 
 
 def _hires(levels: list) -> tuple[np.ndarray, float]:
