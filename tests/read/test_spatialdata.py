@@ -196,3 +196,17 @@ def test_a_spatialdata_io_visium_section_in_the_hires_frame():
     assert entry["scalefactors"]["microns_per_pixel"] == pytest.approx(
         sf["microns_per_pixel"] / sf["tissue_hires_scalef"])
     assert np.asarray(entry["images"]["fullres"]).shape[2] == 3
+
+
+def test_counts_must_be_raw_or_named_by_layer():
+    xy = np.array([[10.0, 20.0], [30.0, 5.0]])
+    sdata = _sdata(Identity(), Identity(), xy=xy)
+    t = sdata.tables["table"]
+    t.layers["counts"] = t.X.copy()
+    t.X = np.log1p(t.X)
+    with pytest.raises(ValueError, match="not integers.*pass layer="):
+        st.read.spatialdata(sdata, microns_per_pixel=1)
+    with pytest.raises(KeyError, match="no layer 'raw'"):
+        st.read.spatialdata(sdata, microns_per_pixel=1, layer="raw")
+    adata = st.read.spatialdata(sdata, microns_per_pixel=1, layer="counts")
+    np.testing.assert_array_equal(adata.X.toarray(), t.layers["counts"])

@@ -214,9 +214,9 @@ def spatialdata(
     shp_to_cs = element_transform(shapes, coordinate_system, f"shapes {shapes_key!r}")
     to_pixels = np.linalg.solve(img_to_cs, shp_to_cs)  # shapes coordinates -> image pixels
 
-    rows = table.obs[region_key].astype(str).to_numpy() == shapes_key if region_key in table.obs else None
-    if rows is None:
+    if region_key not in table.obs:
         raise KeyError(f"table {table_key!r} has no obs[{region_key!r}] column (its region_key).")
+    rows = table.obs[region_key].astype(str).to_numpy() == shapes_key
     if not rows.all():
         logger.info("table %r: keeping the %d of %d rows annotating %r", table_key, rows.sum(), len(rows), shapes_key)
         table = table[rows]
@@ -242,9 +242,9 @@ def spatialdata(
         raise ValueError(f"the pixel size must be a positive number of microns, got {mpp}")
     check_inside(xy, levels[0].shape, where=f"shapes {shapes_key!r} on image {image_key!r}", ids=table.obs_names)
 
-    values = table.layers[layer] if layer is not None else table.X
     if layer is not None and layer not in table.layers:
         raise KeyError(f"table {table_key!r} has no layer {layer!r} (layers: {list(table.layers)}).")
+    values = table.layers[layer] if layer is not None else table.X
     try:
         counts = integer_counts(values, where=f"table {table_key!r} {'X' if layer is None else f'layer {layer!r}'}")
     except ValueError as err:
