@@ -184,11 +184,12 @@ def test_a_spatialdata_io_visium_section_in_the_hires_frame():
     sdio = import_spatial("spatialdata_io")
     folder = Path(__file__).parents[1] / "data" / "visium_100spots"
     sdata = sdio.visium(folder, dataset_id="v100")
-    adata = st.read.spatialdata(sdata, spot_diameter_um=55.0)  # RGBA hires: alpha dropped
-    entry = adata.uns["spatial"]["v100_hires_image"]
-    assert entry["metadata"]["coordinate_system"] == "v100_downscaled_hires"  # where the image is untransformed
     ref = st.read.visium(folder)
     sf = ref.uns["spatial"]["visium_100spots"]["scalefactors"]
+    # the circles are Space Ranger's spot_diameter_fullres wide: the same µm as read.visium assumes
+    adata = st.read.spatialdata(sdata, spot_diameter_um=sf["microns_per_pixel"] * sf["spot_diameter_fullres"])
+    entry = adata.uns["spatial"]["v100_hires_image"]  # RGBA hires PNG: alpha dropped
+    assert entry["metadata"]["coordinate_system"] == "v100_downscaled_hires"  # where the image is untransformed
     ref = ref[adata.obs_names]
     np.testing.assert_allclose(adata.obsm["spatial"], ref.obsm["spatial"] * sf["tissue_hires_scalef"], rtol=1e-9)
     assert entry["scalefactors"]["spot_diameter_fullres"] == pytest.approx(

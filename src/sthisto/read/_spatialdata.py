@@ -114,7 +114,8 @@ def _microns_per_pixel(microns_per_pixel, microns_per_unit, spot_diameter_um, *,
     raise ValueError(
         "cannot tell the pixel size of the image: pass microns_per_pixel= (µm per image pixel), "
         "microns_per_unit= (µm per coordinate-system unit, e.g. 1.0 for a micron coordinate system) "
-        "or spot_diameter_um= (e.g. 55 for Visium, 100 for legacy ST, the bin size for Visium HD)."
+        "or spot_diameter_um= (65 for Visium circles sized by Space Ranger's spot_diameter_fullres, which "
+        "spans 65 µm; 100 for legacy ST; the bin size for Visium HD)."
     )
 
 
