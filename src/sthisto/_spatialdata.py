@@ -99,7 +99,11 @@ def shape_geometry(shapes, shapes_key: str) -> tuple[np.ndarray, np.ndarray, str
         centres = np.column_stack([c.x.to_numpy(), c.y.to_numpy()]).astype(np.float64)
         area = geom.area.to_numpy(np.float64)
         side = geom.length.to_numpy(np.float64) / 4.0
-        n_vertices = geom.apply(lambda g: len(g.exterior.coords) if g.geom_type == "Polygon" else 0).to_numpy()
+        import shapely
+
+        values = geom.to_numpy()
+        polygon = shapely.get_type_id(values) == shapely.GeometryType.POLYGON
+        n_vertices = np.where(polygon, shapely.get_num_coordinates(values), 0)  # closed ring: 5 for a square
         if (n_vertices == 5).all() and np.allclose(area, side**2, rtol=1e-3):
             return centres, side, "square"
         return centres, 2.0 * np.sqrt(area / np.pi), "polygon"
