@@ -7,8 +7,8 @@ small and h5ad files do not duplicate whole slides.
 A section may also carry a *pyramid*: coarser versions of the full-resolution image in
 ``images['fullres_1']``, ``images['fullres_2']``… with ``scalefactors['tissue_fullres_1_scalef']``…
 (image pixels per full-resolution pixel, as Visium's ``tissue_hires_scalef``), e.g. the
-levels of a SpatialData multiscale image as dask arrays. :func:`pyramid` lists the levels
-and :func:`level_for` picks the coarsest one that still resolves what a step needs, so
+levels of a SpatialData multiscale image as dask arrays. :func:`coarser_levels` lists the
+levels and :func:`level_for` picks the coarsest one that still resolves what a step needs, so
 tiles are read from a small level instead of the full slide.
 """
 
@@ -154,20 +154,6 @@ def fullres_image(adata: AnnData, library_id: str | None = None):
     if path:
         return read_image(path)
     return None
-
-
-def pyramid(adata: AnnData, library_id: str | None = None) -> list[tuple[object, float]]:
-    """Return the full-resolution image and its coarser levels as ``[(image, scale), ...]``.
-
-    Level 0 is :func:`fullres_image` (scale 1), followed by :func:`coarser_levels`. Every
-    level is an (H, W, 3) array-like (numpy, memmap, dask).
-
-    Returns
-    -------
-    The levels, finest first; empty when the section has no full-resolution image.
-    """
-    base = fullres_image(adata, library_id)
-    return [] if base is None else [(base, 1.0), *coarser_levels(adata, library_id)]
 
 
 def coarser_levels(adata: AnnData, library_id: str | None = None) -> list[tuple[object, float]]:
