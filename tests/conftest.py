@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import importlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,18 @@ import pandas as pd
 import pytest
 
 DATA = Path(__file__).parent / "data"
+REQUIRE_SPATIAL = os.environ.get("STHISTO_REQUIRE_SPATIAL") == "1"
+
+
+def import_spatial(name: str):
+    """Import a package of the ``[spatial]`` extra (squidpy, spatialdata, …).
+
+    Skips the test when it cannot be imported, unless ``STHISTO_REQUIRE_SPATIAL=1`` (as in
+    CI): then the ImportError fails the test, so a broken extra cannot hide behind skips.
+    """
+    if REQUIRE_SPATIAL:
+        return importlib.import_module(name)
+    return pytest.importorskip(name)
 
 
 def pytest_addoption(parser):

@@ -18,7 +18,7 @@ def test_import_sthisto_is_light():
 
 
 def test_namespaces_do_not_import_torch_or_matplotlib():
-    loaded = _imported_after("import sthisto as st; st.pp, st.tl, st.pl, st.read, st.datasets")
+    loaded = _imported_after("import sthisto as st; st.pp, st.tl, st.pl, st.read, st.io, st.datasets")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 

@@ -26,7 +26,7 @@ FUNCTIONS = dict(_public_functions())
 
 
 def test_namespaces_export_what_they_list():
-    for ns_name in ("pp", "tl", "pl", "read", "datasets"):
+    for ns_name in ("pp", "tl", "pl", "read", "io", "datasets"):
         ns = getattr(st, ns_name)
         for name in ns.__all__:
             assert hasattr(ns, name), f"{ns_name}.__all__ lists missing {name}"

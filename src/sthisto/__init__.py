@@ -16,7 +16,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-_SUBMODULES = ("datasets", "read", "pp", "tl", "pl", "module")
+_SUBMODULES = ("datasets", "read", "io", "pp", "tl", "pl", "module")
 __all__ = ["settings", "__version__", *_SUBMODULES]
 
 

@@ -12,6 +12,9 @@ SPOT_DIAMETER = "spot_diameter_fullres"
 MICRONS_PER_PIXEL = "microns_per_pixel"  # scalefactors entry added by sthisto readers
 FULLRES_PATH = "fullres_path"  # uns["spatial"][lib]["metadata"] entry: lazy full-resolution image
 FULLRES_FINGERPRINT = "fullres_fingerprint"  # metadata entry: size, sampled CRC-32, shape of that image
+# coarser levels of a full-resolution pyramid (e.g. a SpatialData multiscale image): images["fullres_1"],
+# images["fullres_2"], ... with scalefactors["tissue_fullres_1_scalef"], ... (image px per full-res px)
+FULLRES_LEVEL = "fullres_{level}"
 
 # pp outputs
 NUCLEI = "sthisto_nuclei"
@@ -38,6 +41,16 @@ MODALITY_KEYS = {
     "topology": TOPOLOGY,
     "texture": TEXTURE,
 }
+
+
+def fullres_level_key(level: int) -> str:
+    """Return the ``images`` key of pyramid level ``level`` (0 = ``"fullres"``)."""
+    return FULLRES if level == 0 else FULLRES_LEVEL.format(level=level)
+
+
+def scalef_key(img_key: str) -> str:
+    """Return the ``scalefactors`` key of an image (Visium's ``tissue_{img_key}_scalef``)."""
+    return f"tissue_{img_key}_scalef"
 
 
 #: the modalities M2TGLGO uses unless told otherwise (the paper's three)

@@ -3,6 +3,13 @@
 The full-resolution image is either an array in ``images['fullres']`` (numpy, memmap or
 dask) or a path in ``metadata['fullres_path']`` opened lazily, so AnnData objects stay
 small and h5ad files do not duplicate whole slides.
+
+A section may also carry a *pyramid*: coarser versions of the full-resolution image in
+``images['fullres_1']``, ``images['fullres_2']``… with ``scalefactors['tissue_fullres_1_scalef']``…
+(image pixels per full-resolution pixel, as Visium's ``tissue_hires_scalef``), e.g. the
+levels of a SpatialData multiscale image as dask arrays. :func:`coarser_levels` lists the
+levels and :func:`level_for` picks the coarsest one that still resolves what a step needs, so
+tiles are read from a small level instead of the full slide.
 """
 
 from __future__ import annotations
@@ -167,6 +174,35 @@ def _lazy_fullres(entry: dict, library_id: str) -> np.ndarray:
     return img
 
 
+def lazy_tiff(path: str | os.PathLike, *, chunk_px: int = 2048) -> list:
+    """Open a (pyramidal) TIFF as dask arrays that read only the tiles or strips asked for.
+
+    Uses tifffile's zarr interface, so a slice reads the TIFF tiles/strips it covers, never
+    the whole slide (``dask_image.imread`` reads one whole page per chunk). Pyramidal TIFFs
+    (OME-TIFF, BigTIFF ``.btf`` with sub-resolutions) give one array per level.
+
+    Returns
+    -------
+    List of (H, W, C) dask arrays, finest first.
+    """
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    root = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    arrays = [root] if hasattr(root, "shape") else [root[k] for k in sorted(root.array_keys(), key=int)]
+    levels = []
+    for arr in arrays:
+        level = da.from_zarr(arr)
+        if level.ndim == 3 and level.shape[0] in (3, 4) and level.shape[2] not in (3, 4):
+            level = level.transpose(1, 2, 0)  # planar (C, H, W) pages
+        levels.append(level.rechunk((chunk_px, chunk_px, level.shape[2])) if level.ndim == 3 else level)
+    return levels
+
+
 def fullres_image(adata: AnnData, library_id: str | None = None):
     """Return the full-resolution image (array-like, (H, W, 3) uint8) or ``None``.
 
@@ -181,6 +217,52 @@ def fullres_image(adata: AnnData, library_id: str | None = None):
     if entry.get("metadata", {}).get(K.FULLRES_PATH):
         return _lazy_fullres(entry, lib)
     return None
+
+
+def coarser_levels(adata: AnnData, library_id: str | None = None) -> list[tuple[object, float]]:
+    """Pyramid levels below full resolution: ``images['fullres_{i}']`` for ``i = 1, 2, ...``.
+
+    Level ``i`` has ``scale = scalefactors['tissue_fullres_{i}_scalef']`` (image pixels per
+    full-resolution pixel, < 1); levels are read in order until one is missing and must get
+    coarser.
+
+    Returns
+    -------
+    ``[(image, scale), ...]``, finest first (empty without a pyramid).
+    """
+    entry = spatial_entry(adata, library_id)
+    images, sf = entry.get("images", {}), scalefactors(adata, library_id)
+    levels: list[tuple[object, float]] = []
+    previous, level = 1.0, 1
+    while (key := K.fullres_level_key(level)) in images:
+        if K.scalef_key(key) not in sf:
+            raise KeyError(f"images[{key!r}] has no scalefactors[{K.scalef_key(key)!r}] "
+                           "(image pixels per full-resolution pixel).")
+        scale = float(sf[K.scalef_key(key)])
+        if not scale < previous:
+            raise ValueError(f"pyramid level {key!r} has scale {scale}, not below the previous "
+                             f"level's {previous}; levels must get coarser.")
+        levels.append((images[key], scale))
+        previous, level = scale, level + 1
+    return levels
+
+
+def level_for(levels: list[tuple[object, float]], min_scale: float) -> tuple[object, float]:
+    """Pick the coarsest pyramid level whose scale is at least ``min_scale``.
+
+    ``min_scale`` is the fewest image pixels per full-resolution pixel a step can work with
+    (e.g. ``patch_px / patch side in full-res pixels``): coarser levels would lose detail,
+    finer ones read more pixels than needed. Level 0 is the fallback.
+
+    Returns
+    -------
+    ``(image, scale)`` of the chosen level.
+    """
+    chosen = levels[0]
+    for img, scale in levels[1:]:
+        if scale >= min_scale * (1 - 1e-9):
+            chosen = (img, scale)
+    return chosen
 
 
 def image_and_scale(adata: AnnData, library_id: str | None = None, *, img_key: str | None = None):
@@ -204,7 +286,7 @@ def image_and_scale(adata: AnnData, library_id: str | None = None, *, img_key: s
     images = entry.get("images", {})
     if img_key not in images:
         raise KeyError(f"image {img_key!r} not in uns['spatial'][lib]['images'] ({list(images)})")
-    scale_key = f"tissue_{img_key}_scalef"
+    scale_key = K.scalef_key(img_key)
     sf = scalefactors(adata, library_id)
     if scale_key not in sf:
         raise KeyError(f"scalefactors lack {scale_key!r} needed to use the {img_key!r} image.")

@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import sthisto as st
+from tests.conftest import import_spatial
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -40,7 +41,7 @@ def _same_csr(a, b):
 @pytest.mark.parametrize("section", sorted(SECTIONS))
 @pytest.mark.parametrize("kwargs", [{"n_neighs": 6}, {"n_neighs": 4}, {"radius": "pitch"}])
 def test_spatial_graph_equals_squidpy(section, kwargs):
-    sq = pytest.importorskip("squidpy")
+    sq = import_spatial("squidpy")
     adata = SECTIONS[section]()
     if kwargs.get("radius") == "pitch":  # a radius just above the spot pitch
         _, d = st.pp.knn_graph(adata.obsm["spatial"], n_neighs=1)

@@ -59,6 +59,32 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
     return adatas
 
 
+def her2st_demo_spatialdata(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS):
+    """Load the bundled HER2ST demo sections as one :class:`spatialdata.SpatialData` object.
+
+    The sections of :func:`her2st_demo`, converted by :func:`sthisto.io.to_spatialdata`:
+    per section ``{s}_image`` (multiscale H&E), ``{s}_spots`` (100 µm circles) and
+    ``{s}_counts`` (raw counts annotating the spots, with the pixel size in
+    ``uns['spatial']``), each in its own coordinate system ``{s}`` (full-resolution pixels).
+    Needs the ``[spatial]`` extra.
+
+    Parameters
+    ----------
+    sections
+        Which of ``"C2"``, ``"C3"``, ``"C4"`` to load.
+
+    Returns
+    -------
+    A SpatialData object; read a section back with
+    ``sthisto.read.spatialdata(sdata, table_key="C2_counts")``.
+    """
+    from spatialdata import concatenate
+
+    from sthisto.io import to_spatialdata
+
+    return concatenate([to_spatialdata(adata) for adata in her2st_demo(sections)])
+
+
 def her2st_panel() -> list[str]:
     """Return the 785-gene panel used by Hist2ST on HER2ST (gene symbols, in file order).
 

@@ -147,6 +147,10 @@ class ResolvedModel:
 
 
 def _load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    if Path(path).suffix == ".safetensors":  # timm / Hugging Face weights
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
     obj = torch.load(Path(path), map_location="cpu", weights_only=True)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
@@ -177,6 +181,8 @@ def _seeded(builder: Callable[[], nn.Module], seed: int) -> nn.Module:
 
 
 def _is_path(value: Any) -> bool:
+    if isinstance(value, str) and value.startswith(("hf-hub:", "timm/")):  # hub names hold a "/" too
+        return False
     return isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.sep in value) or (
         isinstance(value, str) and Path(value).suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
     )
@@ -306,7 +312,12 @@ def _timm(name: str, weights: Any, seed: int) -> ResolvedModel:
         import timm
     except ImportError as err:
         raise ImportError(f"model {name!r} needs timm: pip install timm") from err
-    module = _seeded(lambda: timm.create_model(name, pretrained=weights == "default", num_classes=0), seed)
+    try:
+        module = _seeded(lambda: timm.create_model(name, pretrained=weights == "default", num_classes=0), seed)
+    except (OSError, RuntimeError, ValueError) as err:  # hub offline, gated, not cached, bad config
+        raise OSError(f"cannot create timm model {name!r} (weights={weights!r}): {err}. For 'hf-hub:' models "
+                      "accept the licence on the hub, log in (HF_TOKEN), or pre-download them into the "
+                      "Hugging Face cache and set HF_HUB_OFFLINE=1.") from err
     if weights not in (None, "default"):
         _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
     elif weights is None:

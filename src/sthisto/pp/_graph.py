@@ -161,6 +161,78 @@ def spatial_graph(
     return adata if copy else None
 
 
+def lattice_graph(
+    adata: AnnData,
+    *,
+    n_neighs: int = 4,
+    row_key: str = "array_row",
+    col_key: str = "array_col",
+    spatial_key: str = K.SPATIAL_KEY,
+    key_added: str = K.SPATIAL_NEIGHBORS,
+    copy: bool = False,
+) -> AnnData | None:
+    """Build the spot graph of square bins (Visium HD) from their lattice indices.
+
+    Bins ``i`` and ``j`` are linked when their ``(row, col)`` indices differ by one step:
+    4 neighbours (edges) or 8 (edges and corners). Exact on the lattice (no distance ties,
+    missing bins simply have fewer neighbours), O(n), and the same graph as
+    :func:`squidpy.gr.spatial_neighbors` with ``coord_type="grid", n_neighs=4`` on a square
+    lattice. Distances are Euclidean between ``obsm[spatial_key]``.
+
+    Parameters
+    ----------
+    {adata}
+    n_neighs
+        4 or 8.
+    row_key, col_key
+        ``obs`` columns with the integer lattice indices.
+    {spatial_key}
+    key_added
+        Prefix of the ``obsp`` keys, as in :func:`squidpy.gr.spatial_neighbors`.
+    {copy}
+
+    Returns
+    -------
+    {returns_copy} Fields written: ``obsp['{{key_added}}_connectivities']`` (float32 0/1,
+    symmetric, no self loops), ``obsp['{{key_added}}_distances']`` and
+    ``uns['{{key_added}}_neighbors']`` (keys and parameters).
+    """
+    if n_neighs not in (4, 8):
+        raise ValueError(f"n_neighs must be 4 or 8 on a square lattice, got {n_neighs}")
+    adata = copy_or_self(adata, copy)
+    for key in (row_key, col_key):
+        if key not in adata.obs:
+            raise KeyError(f"adata.obs[{key!r}] (integer lattice index) is missing; Visium HD readers set "
+                           "array_row/array_col.")
+    rows, cols = adata.obs[row_key].to_numpy(np.int64), adata.obs[col_key].to_numpy(np.int64)
+    xy = spatial_coords(adata, spatial_key)
+    width = int(cols.max() - cols.min()) + 3
+    keys = (rows - rows.min() + 1) * width + (cols - cols.min() + 1)
+    if len(np.unique(keys)) != len(keys):
+        raise ValueError(f"two bins share one ({row_key}, {col_key}) index; bins must be unique on the lattice.")
+    order = np.argsort(keys)
+    steps = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if n_neighs == 8 else [])
+    src, dst = [], []
+    for dr, dc in steps:  # each undirected edge once, both directions added below
+        pos = np.minimum(np.searchsorted(keys[order], keys + dr * width + dc), len(keys) - 1)
+        hit = keys[order][pos] == keys + dr * width + dc
+        src.append(np.flatnonzero(hit))
+        dst.append(order[pos[hit]])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    rows_e, cols_e = np.concatenate([src, dst]), np.concatenate([dst, src])
+    d = np.hypot(*(xy[rows_e] - xy[cols_e]).T)
+    n = adata.n_obs
+    conn = sp.csr_matrix((np.ones(len(rows_e), np.float32), (rows_e, cols_e)), shape=(n, n))
+    dist = sp.csr_matrix((d, (rows_e, cols_e)), shape=(n, n))
+    conn_key, dist_key = K.connectivities_key(key_added), K.distances_key(key_added)
+    save_data(adata, attr="obsp", key=conn_key, data=conn)
+    save_data(adata, attr="obsp", key=dist_key, data=dist)
+    save_data(adata, attr="uns", key=f"{key_added}_neighbors", data={
+        "connectivities_key": conn_key, "distances_key": dist_key,
+        "params": {"coord_type": "grid", "n_neighbors": n_neighs, "transform": None, "lattice": [row_key, col_key]}})
+    return adata if copy else None
+
+
 def hop_rings(connectivities: sp.spmatrix, *, max_hop: int = 3) -> list[sp.csr_matrix]:
     """Exact hop-distance rings: ``rings[k-1][i, j] = 1`` iff the shortest path i→j has k edges.
 

@@ -15,7 +15,14 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._image import image_and_scale, microns_per_pixel, spot_diameter_px
+from sthisto._image import (
+    coarser_levels,
+    image_and_scale,
+    level_for,
+    microns_per_pixel,
+    spot_diameter_px,
+)
+from sthisto._logging import logger
 from sthisto._validate import rgb_image, spatial_coords
 
 
@@ -48,6 +55,28 @@ class PatchGeometry:
     scale: float  # image pixels per full-resolution pixel
     size_um: float  # side length in microns
     microns_per_pixel: float  # of the full-resolution image
+    levels: tuple = ()  # (image, scale) of the full-resolution pyramid, when the image is its level 0
+
+    def at_resolution(self, patch_px: int | None) -> PatchGeometry:
+        """Move the patches to the coarsest pyramid level still giving ``patch_px`` pixels a side.
+
+        Pixel ``j`` of a level with scale ``s`` covers full-resolution pixels
+        ``[j / s, (j + 1) / s)``, so pixel-centre coordinates map as ``(c + 0.5)·s − 0.5``.
+
+        Returns
+        -------
+        A :class:`PatchGeometry` on the chosen level (``self`` when level 0 is needed).
+        """
+        if patch_px is None or len(self.levels) < 2:
+            return self
+        img, scale = level_for(list(self.levels), float(patch_px) / self.size)
+        if img is self.image:
+            return self
+        logger.info("reading patches from the pyramid level at scale %.4g (%d px patches of %.1f px)",
+                    scale, patch_px, self.size * scale)
+        centres = (self.centres + 0.5) * scale - 0.5
+        return PatchGeometry(img, centres, self.size * scale, self.scale * scale, self.size_um,
+                             self.microns_per_pixel)
 
 
 def patch_geometry(
@@ -90,7 +119,9 @@ def patch_geometry(
             f"{int(outside.sum())} spot centres lie outside the {w}×{h} image (e.g. {first}); "
             f"check obsm[{spatial_key!r}] is in full-resolution pixels (x, y) and the scale factors."
         )
-    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp)
+    full = scale == 1.0 and img_key in (None, K.FULLRES)
+    levels = ((img, 1.0), *coarser_levels(adata, library_id)) if full else ()
+    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp, levels)
 
 
 def _read_window(img, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, bool]:
@@ -149,7 +180,11 @@ def iter_patches(
 
     Spots are visited tile by tile (``tile_px`` image pixels square, plus a margin of half a
     patch), so a memory-mapped, dask or zarr image is read once per tile and never whole.
+    With a pyramid (``geometry.levels``) and resampled patches, tiles are read from the
+    coarsest level that still has ``patch_px`` pixels across a patch
+    (:meth:`PatchGeometry.at_resolution`).
     """
+    geometry = geometry.at_resolution(patch_px)
     img, centres, size = geometry.image, geometry.centres, geometry.size
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")

@@ -126,17 +126,6 @@ def check_dims(features: dict[str, np.ndarray], dims: dict[str, int], where: str
             )
 
 
-def fit_scalers(features: Sequence[dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-modality column mean and std over all given (training) sections; std 0 → 1."""
-    scalers = {}
-    for name in features[0]:
-        x = np.concatenate([f[name] for f in features]).astype(np.float64)
-        mean, std = x.mean(0), x.std(0)
-        std[std < 1e-12] = 1.0
-        scalers[name] = (mean.astype(np.float32), std.astype(np.float32))
-    return scalers
-
-
 def spot_graph(adata: AnnData, key: str = K.SPATIAL_NEIGHBORS) -> sp.csr_matrix:
     """Return the symmetric 0/1 spot graph ``obsp['{key}_connectivities']`` without self loops."""
     ckey = K.connectivities_key(key)
