@@ -56,8 +56,11 @@ ABLATIONS = {
     "no GO prior (learned P)": {"use_go": False},
     "no within-modal GAT (no graph)": {"use_within": False},
     "no inter-modal attention": {"use_inter": False},
-    "+ SONRM ranking loss (weight 1)": {"loss_weights": {"ranking": 1.0}},
-    "+ reconstruction loss (weight 1)": {"loss_weights": {"recon": 1.0}},
+    "+ SONRM, paper form (weight 1)": {"loss_weights": {"ranking": 1.0}},
+    "+ SONRM, centred form (weight 1)": {"loss_weights": {"ranking": 1.0}, "ranking_form": "centred"},
+    "+ reconstruction, paper form (weight 1)": {"loss_weights": {"recon": 1.0}},
+    "+ reconstruction, balanced form (weight 1)": {"loss_weights": {"recon": 1.0}, "recon_form": "balanced"},
+    "paper preset": {"preset": "paper"},
 }
 COLUMNS = ["part", "variant", "protocol", "gene_set", "method", "seed", "fold", "test_section", "pcc", "mse",
            "fit_s", "choice"]

@@ -158,3 +158,48 @@ def test_reconstruction_dense_blocks_agree(monkeypatch):
     (g_blocks,) = torch.autograd.grad(blocks, h)
     assert blocks.item() == pytest.approx(one.item(), rel=1e-12)
     torch.testing.assert_close(g_blocks, g_one)
+
+
+def test_centred_sonrm_is_sonrm_of_the_centred_embedding():
+    from sthisto.module._losses import centred_sonrm_loss
+
+    xy, conn = _grid()
+    h = np.abs(np.random.default_rng(3).normal(size=(len(xy), 6))) + 0.5  # positive, like a sigmoid H
+    q = [0.25, 0.5, 0.75, 1.0]
+    rings = torch.tensor(padded_rings(conn))
+    got = centred_sonrm_loss(torch.tensor(h), rings, quantiles=torch.tensor(q), epsilon=0.01).item()
+    assert got == pytest.approx(_sonrm_reference(h - h.mean(0), conn, q, 0.01), rel=1e-6)
+
+
+def test_balanced_reconstruction_rewards_embeddings_that_match_the_graph():
+    from sthisto.module._losses import balanced_reconstruction_loss
+
+    xy, conn = _grid()
+    ei = torch.tensor(edge_index(conn))
+    smooth = torch.tensor(np.hstack([np.cos(xy / 2), np.sin(xy / 2)]), dtype=torch.float32)  # neighbours alike
+    noise = torch.randn(len(xy), 4, generator=torch.Generator().manual_seed(0))
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731 - same negatives for both
+    good = balanced_reconstruction_loss(smooth, ei, generator=gen()).item()
+    bad = balanced_reconstruction_loss(noise, ei, generator=gen()).item()
+    assert good < bad
+    # positive embeddings (a sigmoid H) still give a gradient of the size of the loss itself
+    h = torch.sigmoid(torch.randn(len(xy), 8, requires_grad=True))
+    h.retain_grad()
+    loss = balanced_reconstruction_loss(h, ei, generator=gen())
+    loss.backward()
+    assert 0.3 < loss.item() < 1.5 and h.grad.abs().sum() > 1e-2
+    # reproducible for a seeded generator
+    assert balanced_reconstruction_loss(noise, ei, generator=gen()).item() == bad
+
+
+def test_drop_edges_keeps_the_graph_symmetric_and_drops_the_asked_fraction():
+    from sthisto.module import drop_edges
+
+    _, conn = _grid(n=400)
+    ei = torch.tensor(edge_index(conn))
+    out = drop_edges(ei, 0.3, torch.Generator().manual_seed(0))
+    pairs = set(map(tuple, out.T.tolist()))
+    assert all((j, i) in pairs for i, j in pairs)  # both directions kept or dropped together
+    assert pairs <= set(map(tuple, ei.T.tolist()))
+    assert out.shape[1] / ei.shape[1] == pytest.approx(0.7, abs=0.05)
+    assert drop_edges(ei, 0.0) is ei

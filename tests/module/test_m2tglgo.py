@@ -89,3 +89,52 @@ def test_forward_shapes_and_ranking_needs_rings(batch):
     assert h.shape == (40, 16) and z.shape == (40, batch["c"])
     with pytest.raises(ValueError, match="rings"):
         module.loss(batch["xs"], batch["ei"], batch["target"], None)
+
+
+def test_dropout_and_drop_edge_act_in_training_only(batch):
+    module = _module(batch, dropout=0.5, edge_dropout=0.5)
+    module.eval()
+    z1, z2 = (module(batch["xs"], batch["ei"])[1] for _ in range(2))
+    assert torch.equal(z1, z2)  # eval: deterministic
+    module.train()
+    g = torch.Generator().manual_seed(0)
+    a, _ = module.loss(batch["xs"], batch["ei"], batch["target"], batch["rings"], generator=g)
+    b, _ = module.loss(batch["xs"], batch["ei"], batch["target"], batch["rings"], generator=g)
+    assert a.item() != b.item()  # training: dropout masks and dropped edges differ per step
+
+
+def test_gene_bias_offsets_every_gene(batch):
+    module = _module(batch, gene_bias=True)
+    assert module.gene_head.bias.shape == (batch["c"],)
+    module.eval()
+    z0 = module(batch["xs"], batch["ei"])[1]
+    with torch.no_grad():
+        module.gene_head.bias += torch.arange(batch["c"], dtype=torch.float32)
+    z1 = module(batch["xs"], batch["ei"])[1]
+    torch.testing.assert_close(z1 - z0, torch.arange(batch["c"], dtype=torch.float32).expand_as(z0))
+
+
+def test_ensemble_averages_its_members(batch):
+    from sthisto.module import Ensemble
+
+    members = [_module(batch, use_go=False) for _ in range(3)]
+    for k, m in enumerate(members):
+        torch.manual_seed(k)
+        for p in m.parameters():
+            torch.nn.init.normal_(p, std=0.1)
+    ens = Ensemble(members).eval()
+    expected = torch.stack([m.eval()(batch["xs"], batch["ei"])[1] for m in members]).mean(0)
+    torch.testing.assert_close(ens(batch["xs"], batch["ei"]), expected)
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble([])
+
+
+@pytest.mark.parametrize("forms", [("centred", "balanced"), ("paper", "paper")])
+def test_every_loss_form_trains(batch, forms):
+    module = _module(batch, ranking_form=forms[0], recon_form=forms[1])
+    total, parts = module.loss(batch["xs"], batch["ei"], batch["target"], batch["rings"],
+                               generator=torch.Generator().manual_seed(0))
+    total.backward()
+    assert set(parts) == {"gene", "ranking", "recon"} and np.isfinite(list(parts.values())).all()
+    with pytest.raises(ValueError, match="ranking_form"):
+        _module(batch, ranking_form="typo")
