@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ._settings import settings
+from ._settings import _DEVICE, settings
 
 
 def resolve_device(device: str | None = None):
@@ -15,7 +15,9 @@ def resolve_device(device: str | None = None):
     """
     import torch
 
-    name = str(settings.device if device is None else device)
+    name = str(settings.device if device is None else device).strip()
+    if not _DEVICE.fullmatch(name):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', got {device!r}.")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

@@ -51,3 +51,25 @@ def test_training_history_of_a_fitted_model():
     ax = st.pl.training_history(model)
     assert len(ax.get_lines()) == 4
     plt.close("all")
+
+
+def test_inner_validation_curves_and_the_chosen_epochs():
+    from sthisto.pl._history import inner_curves
+
+    from ..tl._model_data import FAST, model_sections  # noqa: TID252 - shared test helper
+
+    model = st.tl.fit(model_sections((0, 1)), **{**FAST, "epoch_selection": "inner", "epochs": 6,
+                                                 "eval_every": 2, "n_ensemble": 2})
+    curves = inner_curves(model)
+    assert set(curves["run"]) == {"inner:0", "inner:1", "mean"}
+    mean = curves[curves.run == "mean"].set_index("epoch")["val_pcc"]
+    assert list(mean.index) == [2, 4, 6]
+    assert model.selection["epochs"] == int(mean.idxmax())
+    ax = st.pl.training_history(model)
+    labels = [line.get_label() for line in ax.pcc_ax.get_lines()]
+    assert "inner val PCC (mean)" in labels and f"chosen: {model.selection['epochs']} epochs" in labels
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(),
+                               model.history.query("run == 'member:0'")["loss"])
+    with pytest.raises(ValueError, match="runs"):
+        st.pl.training_history(model, run="member:7")
+    plt.close("all")

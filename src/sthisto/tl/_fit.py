@@ -34,6 +34,7 @@ def fit(
     preset: str = "default",
     config: M2TGLGOConfig | Mapping[str, Any] | None = None,
     val_adata: AnnData | None = None,
+    gene_prior: AnnData | None = None,
     neighbors_key: str = K.SPATIAL_NEIGHBORS,
     go_key: str = K.GO,
     embedding_key: str = K.GENE2VEC,
@@ -83,6 +84,12 @@ def fit(
         Optional section whose mean per-gene PCC is recorded in the history (``val_pcc``)
         — a monitor only, never a choice, unless ``epoch_selection="fixed"`` and
         ``early_stopping=True``.
+    gene_prior
+        Where the GO gene graph and gene embeddings are read (``use_go``): any AnnData whose
+        ``var_names`` hold the model genes — a section, or a gene-only AnnData — with
+        ``varp['{{go_key}}_connectivities']`` and ``varm[embedding_key]``. The GO graph
+        belongs to the gene set, not to a section, so compute it once. Default: the first
+        training section that holds both.
     neighbors_key, go_key, embedding_key
         Keys of the spot graph, the GO gene graph and the gene embeddings (the
         ``key_added`` of the ``pp`` functions that wrote them).
@@ -139,9 +146,11 @@ def fit(
         raise ValueError("genes is empty")
     prior = {}
     if cfg.use_go:  # before the per-section gene check, so a gene missing from the GO graph says so
-        emb, ei, src = _data.gene_prior(adatas, genes, go_key=go_key, embedding_key=embedding_key)
+        sources = adatas if gene_prior is None else [gene_prior]
+        emb, ei, src = _data.gene_prior(sources, genes, go_key=go_key, embedding_key=embedding_key)
         prior = {"gene_embeddings": emb, "gene_edge_index": ei}
-        logger.info("GO gene graph and embeddings read from training section %d", src)
+        logger.info("GO gene graph and embeddings read from %s",
+                    "gene_prior" if gene_prior is not None else f"training section {src}")
     prep_kw = {"modalities": modalities, "genes": genes, "layer": layer, "feature_clip": cfg.feature_clip,
                "standardize_targets": cfg.standardize_targets, "neighbors_key": neighbors_key}
     prep = Preprocessing.fit(adatas, **prep_kw)

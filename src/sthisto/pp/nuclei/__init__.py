@@ -20,7 +20,7 @@ the only definition of the watershed defaults), ``_watershed`` (:func:`segment_t
 ``_segment_nuclei`` and ``_nuclei_features``.
 """
 
-from ._columns import MEASURE_COLUMNS, MORPHOLOGY_COLUMNS, TOPOLOGY_COLUMNS
+from ._columns import MEASURE_COLUMNS, MORPHOLOGY_COLUMNS, NUCLEUS_COUNT, TOPOLOGY_COLUMNS
 from ._measure import as_label_image, measure, measure_arrays, to_microns
 from ._nuclei_features import nuclei_features
 from ._params import WatershedParams
@@ -57,6 +57,7 @@ __all__ = [
     "fill_missing",
     "MEASURE_COLUMNS",
     "MORPHOLOGY_COLUMNS",
+    "NUCLEUS_COUNT",
     "TOPOLOGY_COLUMNS",
     "segment_nuclei",
     "nuclei_features",

@@ -14,12 +14,14 @@ import json
 import time
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
 
-from ._logging import logger
+from sthisto._logging import logger
 
-METHODS = ("m2tglgo", "ridge", "knn", "mean")
+from ._report import METHODS, choices, legend, summary_table, write_report
+
 PROTOCOLS = ("paper", "selected", "hest")
 MODALITIES = ("texture", "morphology", "topology")
 
@@ -31,25 +33,6 @@ def _step(name: str, timings: dict[str, float]):
     yield
     timings[name] = time.perf_counter() - t0
     print(f"[sthisto demo] {name}: {timings[name]:.1f} s", flush=True)
-
-
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± sd over test sections of each protocol's headline PCC, per method and gene set.
-
-    Rows are ``"protocol / gene set"`` in the order paper, selected, hest; columns are methods.
-    """
-    pcc = df[df["metric"] == "pcc"]
-    table = pcc.groupby(["protocol", "gene_set", "method"], sort=False)["value"].agg(["mean", "std"])
-    table["cell"] = [
-        "undefined" if np.isnan(m) else f"{m:.3f} ± {0.0 if np.isnan(s) else s:.3f}"
-        for m, s in zip(table["mean"], table["std"], strict=True)
-    ]
-    wide = table["cell"].unstack("method")
-    order = {p: i for i, p in enumerate(PROTOCOLS)}
-    wide = wide.loc[sorted(wide.index, key=lambda pg: (order.get(pg[0], len(order)), pg[1] != "hvg"))]
-    wide.index = [f"{p} / {g}" for p, g in wide.index]
-    wide.columns.name = None
-    return wide[[m for m in METHODS if m in wide.columns]]
 
 
 def _prepare_sections(adatas, *, timings: dict[str, float]):
@@ -67,17 +50,11 @@ def _prepare_sections(adatas, *, timings: dict[str, float]):
     with _step("spot graph", timings):
         for a in adatas:
             st.pp.spatial_graph(a, n_neighs=6)
-    with _step("GO gene graph", timings):
-        st.pp.gene_ontology_graph(adatas[0])
-        for a in adatas[1:]:
-            for key in ("sthisto_go_similarity", "sthisto_go_connectivities"):
-                a.varp[key] = adatas[0].varp[key]
-            a.uns["sthisto_go"] = adatas[0].uns["sthisto_go"]
-    with _step("gene embeddings (pretrained on other HER2ST patients)", timings):
-        path = st.datasets.her2st_gene2vec()
-        for a in adatas:
-            st.pp.gene_embeddings(a, path=path)
-    return adatas
+    with _step("GO gene graph + gene embeddings (pretrained on other HER2ST patients)", timings):
+        genes = anndata.AnnData(var=pd.DataFrame(index=adatas[0].var_names))  # the gene set, once
+        st.pp.gene_ontology_graph(genes)
+        st.pp.gene_embeddings(genes, path=st.datasets.her2st_gene2vec())
+    return adatas, genes
 
 
 def _as_figure(obj):
@@ -95,11 +72,13 @@ def _as_figure(obj):
 
 def _typical_spot(adata) -> str:
     """Return the spot whose nucleus count is closest to the section median (a typical spot)."""
-    counts = adata.obsm["sthisto_morphology"]["nucleus_count"]
+    from sthisto.pp.nuclei import NUCLEUS_COUNT
+
+    counts = adata.obsm["sthisto_morphology"][NUCLEUS_COUNT]
     return str((counts - counts.median()).abs().idxmin())
 
 
-def _figures(adatas, df: pd.DataFrame, *, epochs: int, device, out: Path) -> list[str]:
+def _figures(adatas, df: pd.DataFrame, *, fit_kwargs: dict, out: Path) -> list[str]:
     """CV summary plus one showcase fold (train on C2+C3, show C4)."""
     import matplotlib
 
@@ -110,7 +89,7 @@ def _figures(adatas, df: pd.DataFrame, *, epochs: int, device, out: Path) -> lis
 
     train, test = adatas[:-1], adatas[-1]
     genes = df.attrs["genes"][str(test.obs["section"].iloc[0])]["hvg"]
-    model = st.tl.fit(train, genes=genes, modalities=MODALITIES, epochs=epochs, device=device, seed=0)
+    model = st.tl.fit(train, genes=genes, modalities=MODALITIES, seed=0, **fit_kwargs)
     st.tl.predict(test, model)
     st.tl.evaluate(test, genes=genes)
     top = test.var.loc[genes, "sthisto_pcc"].sort_values(ascending=False).index[:4].tolist()
@@ -130,65 +109,68 @@ def _figures(adatas, df: pd.DataFrame, *, epochs: int, device, out: Path) -> lis
     return written
 
 
-def run_demo(args) -> int:
-    """Run the demo with parsed CLI arguments (``out``, ``epochs``, ``device``, ``quick``)."""
+def m2tglgo_settings(*, preset: str, epochs: int | None, quick: bool) -> tuple[dict, str]:
+    """Keyword arguments of ``tl.fit`` for the demo, and a one-line description of the recipe."""
+    settings: dict = {"preset": preset}
+    if quick:
+        settings.update(epochs=epochs or 30, n_ensemble=1)
+    elif epochs is not None:
+        settings["epochs"] = epochs
+    from sthisto.tl import M2TGLGOConfig
+
+    cfg = M2TGLGOConfig.paper() if preset == "paper" else M2TGLGOConfig()
+    cfg = cfg.replace(**{k: v for k, v in settings.items() if k != "preset"})
+    how = (f"epochs chosen by inner validation (at most {cfg.epochs})" if cfg.epoch_selection == "inner"
+           else f"{cfg.epochs} epochs")
+    return settings, f"{preset} recipe, {how}, {cfg.n_ensemble} ensemble member(s)"
+
+
+def run_demo(*, out: Path, epochs: int | None = None, preset: str = "default", device: str | None = None,
+             quick: bool = False) -> int:
+    """Run the demo end to end and write its outputs to ``out`` (already checked to be writable).
+
+    Parameters
+    ----------
+    out
+        Output folder.
+    epochs
+        M2TGLGO epochs (the most inner validation may choose); ``None``: the preset's.
+    preset
+        ``"default"`` or ``"paper"`` (see :class:`sthisto.tl.M2TGLGOConfig`).
+    device
+        Torch device of M2TGLGO (``None``: ``sthisto.settings.device``).
+    quick
+        A fast smoke run: at most 30 epochs and one ensemble member.
+    """
     import sthisto as st
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    epochs = args.epochs if args.epochs is not None else (30 if args.quick else 500)
+    settings, recipe = m2tglgo_settings(preset=preset, epochs=epochs, quick=quick)
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     with _step("load bundled HER2ST sections C2, C3, C4", timings):
         adatas = st.datasets.her2st_demo()
     for a in adatas:
         print(f"  {a.obs['section'].iloc[0]}: {a.n_obs} spots × {a.n_vars} genes")
-    adatas = _prepare_sections(adatas, timings=timings)
+    adatas, genes = _prepare_sections(adatas, timings=timings)
 
-    fit_kwargs = {"m2tglgo": {"epochs": epochs, "device": args.device}}
-    with _step(f"leave-one-section-out CV ({', '.join(METHODS)}; M2TGLGO {epochs} epochs)", timings):
+    fit_kwargs = {**settings, "device": device, "gene_prior": genes}
+    with _step(f"leave-one-section-out CV ({', '.join(METHODS)}; M2TGLGO {recipe})", timings):
         df, per_gene = st.tl.cross_validate(
             adatas, method=list(METHODS), protocol=list(PROTOCOLS), n_top=50, modalities=MODALITIES,
-            fit_kwargs=fit_kwargs, n_candidates=None, seed=0, return_per_gene=True,
+            fit_kwargs={"m2tglgo": fit_kwargs}, n_candidates=None, seed=0, return_per_gene=True,
         )
     df.to_csv(out / "cv_results.csv", index=False)
     per_gene.to_csv(out / "cv_per_gene.csv", index=False)
-    table = summary_table(df)
     with _step("figures", timings):
-        figures = _figures(adatas, df, epochs=epochs, device=args.device, out=out)
+        figures = _figures(adatas, df, fit_kwargs={**fit_kwargs, "progress": False}, out=out)
     timings["total"] = time.perf_counter() - t_start
 
     print("\nPer-gene PCC on held-out sections (leave-one-section-out over C2, C3, C4):")
-    print(table.to_markdown())
-    print("\n" + "\n".join(f"  {p}: {d}" for p, d in df.attrs["protocols"].items()))
-    _write_report(out, table, df, timings, figures, epochs)
-    print(f"\nwrote {out / 'report.md'} and {len(figures)} figures in {out}/ ({timings['total']:.0f} s)")
+    print(summary_table(df).to_markdown())
+    print("\n" + "\n".join(legend(df)))
+    print("\nWhat inner validation chose (HVG fits):")
+    print(choices(df).to_markdown(index=False))
+    report = write_report(out, df, recipe=recipe, timings=timings, figures=figures)
+    print(f"\nwrote {report} and {len(figures)} figures in {out}/ ({timings['total']:.0f} s)")
     logger.info("demo timings: %s", json.dumps(timings))
     return 0
-
-
-def _write_report(out: Path, table: pd.DataFrame, df: pd.DataFrame, timings, figures, epochs) -> None:
-    lines = [
-        "# sthisto demo report",
-        "",
-        "Bundled HER2ST sections C2, C3, C4 (one patient; legacy ST, 100 µm spots), the 785-gene",
-        "Hist2ST panel, leave-one-section-out. Image features are the weights-free colour/texture",
-        f"extractor plus nuclei morphology and topology. M2TGLGO: {epochs} epochs.",
-        "",
-        "## Mean ± sd over test sections of the per-gene PCC",
-        "",
-        table.to_markdown(),
-        "",
-        "Protocols:",
-        *[f"- `{p}`: {d}" for p, d in df.attrs["protocols"].items()],
-        "",
-        "## Step timings (s)",
-        "",
-        *[f"- {k}: {v:.1f}" for k, v in timings.items()],
-        "",
-        "## Figures",
-        "",
-        *[f"![{f}]({f})" for f in figures],
-        "",
-    ]
-    (out / "report.md").write_text("\n".join(lines))
