@@ -86,7 +86,7 @@ class M2TGLGOConfig:
     eval_every
         Epochs between two validation scores.
     n_ensemble
-        Models trained with seeds ``seed, seed + 1, …`` and averaged.
+        Models trained with seeds drawn from the fit's seed, and averaged.
     early_stopping, patience
         With ``epoch_selection="fixed"`` and a ``val_adata``: stop when the validation
         PCC has not improved for ``patience`` epochs and restore the best weights.

@@ -51,9 +51,8 @@ def fit(
     ``config`` or keyword ``settings`` (any config field, e.g. ``epochs=100``) override it.
     With the default ``epoch_selection="inner"`` the number of epochs is chosen by inner
     validation on the training sections only (leave one training section out; a single
-    section is split into two spatial halves); then ``n_ensemble`` models with seeds
-    ``seed, seed + 1, …`` are trained on all training sections for that many epochs and
-    averaged. Feature and target scalings are learned on the training sections only and
+    section is split into two spatial halves); then ``n_ensemble`` models with seeds drawn
+    from ``seed`` are trained on all training sections for that many epochs and averaged. Feature and target scalings are learned on the training sections only and
     stored in the model, so :func:`sthisto.tl.predict` applies them to new sections.
 
     Parameters
@@ -168,12 +167,12 @@ def fit(
                                    bar=bar, history=history)
         bar.set_total(cfg.epochs * len(splits) + selection["epochs"] * cfg.n_ensemble)
         members = []
-        for k in range(cfg.n_ensemble):
-            seed_everything(seed + k)  # the member's initial weights
+        for k, member_seed in enumerate(member_seeds(seed, cfg.n_ensemble)):
+            seed_everything(member_seed)  # the member's initial weights
             member = _new_member(cfg, prep, prior).to(dev)
             bar.phase(f"member {k + 1}/{cfg.n_ensemble}")
             result = train_module(member, train, epochs=selection["epochs"], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, seed=seed + k, device=dev, val=val,
+                                  weight_decay=cfg.weight_decay, seed=member_seed, device=dev, val=val,
                                   eval_every=1 if val is not None else cfg.eval_every,
                                   early_stopping=cfg.early_stopping, patience=cfg.patience, on_epoch=bar.step)
             history.append(pd.DataFrame(result.history).assign(run=f"member:{k}"))
@@ -214,6 +213,15 @@ def _select_epochs(cfg: M2TGLGOConfig, splits, prep_kw, prior, *, rings, seed, d
             "curve": {str(e): v for e, v in mean_curve.items()},
             "splits": [{"split": i, "best_epoch": max(c, key=c.get), "best_val_pcc": max(c.values())}
                        for i, c in enumerate(curves)]}
+
+
+def member_seeds(seed: int, n: int) -> list[int]:
+    """Seeds of the ``n`` ensemble members of a fit with ``seed``.
+
+    Drawn from :class:`numpy.random.SeedSequence` (``seed``), so fits with different seeds
+    share no member (``seed, seed + 1, …`` would make seeds 0 and 1 share two of three).
+    """
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
 def _new_member(cfg: M2TGLGOConfig, prep: Preprocessing, prior: dict):
