@@ -50,7 +50,7 @@ ABLATIONS = {
     "no DropEdge": {"edge_dropout": 0.0},
     "no feature clipping": {"feature_clip": None},
     "no target standardisation / gene offset": {"standardize_targets": False, "gene_bias": False},
-    "fixed 150 epochs (no inner selection)": {"epoch_selection": "fixed"},
+    "fixed 150 epochs (no inner selection)": {"epoch_selection": "fixed", "epochs": 150},
     "1 member (no ensemble)": {"n_ensemble": 1},
     "paper widths 256/512": {"hidden_dims": (256, 512)},
     "no GO prior (learned P)": {"use_go": False},

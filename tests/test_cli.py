@@ -45,7 +45,7 @@ def test_demo_recipe_settings():
         "preset": "default", "epochs": 30, "n_ensemble": 1}
     settings, text = m2tglgo_settings(preset="paper", epochs=None, quick=False)
     assert settings == {"preset": "paper"} and "500 epochs" in text
-    assert "inner validation (at most 150)" in m2tglgo_settings(preset="default", epochs=None, quick=False)[1]
+    assert "inner validation (at most 300)" in m2tglgo_settings(preset="default", epochs=None, quick=False)[1]
 
 
 def test_demo_help_lists_options():

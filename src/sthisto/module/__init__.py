@@ -8,7 +8,15 @@ Importing this namespace imports torch; :mod:`sthisto.tl` imports it only inside
 from ._augment import drop_edges
 from ._ensemble import Ensemble
 from ._gene_head import GeneHead
-from ._losses import RANKING_FORMS, RECON_FORMS, default_quantiles, reconstruction_loss, sonrm_loss
+from ._losses import (
+    RANKING_FORMS,
+    RECON_FORMS,
+    balanced_reconstruction_loss,
+    centred_sonrm_loss,
+    default_quantiles,
+    reconstruction_loss,
+    sonrm_loss,
+)
 from ._m2tglgo import M2TGLGOModule
 from ._mmge import MMGE, InterModal, MMGELayer, WithinModal, modality_scores
 
@@ -23,6 +31,8 @@ __all__ = [
     "GeneHead",
     "sonrm_loss",
     "reconstruction_loss",
+    "centred_sonrm_loss",
+    "balanced_reconstruction_loss",
     "default_quantiles",
     "RANKING_FORMS",
     "RECON_FORMS",

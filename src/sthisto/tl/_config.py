@@ -116,7 +116,7 @@ class M2TGLGOConfig:
     epsilon: float = 0.01
     dense_recon_max_spots: int = 10_000
     # optimisation
-    epochs: int = 150
+    epochs: int = 300
     lr: float = 1e-3
     weight_decay: float = 1e-2
     # model selection and ensembling

@@ -159,6 +159,12 @@ class M2TGLGO:
         )
 
 
+#: config fields passed to :class:`~sthisto.module.M2TGLGOModule` under their own name
+MODULE_FIELDS = ("hidden_dims", "gamma", "heads", "use_within", "use_inter", "dropout", "edge_dropout",
+                 "activation", "gene_bias", "ranking_form", "recon_form", "n_quantiles", "epsilon",
+                 "dense_recon_max_spots")
+
+
 def build_member(config: M2TGLGOConfig, feature_dims: dict[str, int], modalities, n_genes: int, *,
                  gene_embeddings=None, gene_edge_index=None):
     """Build one :class:`~sthisto.module.M2TGLGOModule` from a config (the one mapping of fields)."""
@@ -172,23 +178,10 @@ def build_member(config: M2TGLGOConfig, feature_dims: dict[str, int], modalities
     return M2TGLGOModule(
         [feature_dims[m] for m in modalities],
         n_genes,
-        hidden_dims=config.hidden_dims,
-        gamma=config.gamma,
-        heads=config.heads,
-        use_within=config.use_within,
-        use_inter=config.use_inter,
-        dropout=config.dropout,
-        edge_dropout=config.edge_dropout,
-        activation=config.activation,
-        gene_bias=config.gene_bias,
+        **{name: getattr(config, name) for name in MODULE_FIELDS},
         gene_embeddings=prior[0],
         gene_edge_index=prior[1],
         loss_weights=config.active_loss_weights,
-        ranking_form=config.ranking_form,
-        recon_form=config.recon_form,
-        n_quantiles=config.n_quantiles,
-        epsilon=config.epsilon,
-        dense_recon_max_spots=config.dense_recon_max_spots,
     )
 
 
