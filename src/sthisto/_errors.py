@@ -69,11 +69,13 @@ class DownloadError(OSError):
     """A download failed (no network, an HTTP error status, an unreachable mirror)."""
 
 
-def _detail(err: BaseException) -> str:
+def _detail(err: BaseException, *, text: bool = True) -> str:
+    """``"<message> [<module>.<type>]"`` of a dependency's error (only the type with ``text=False``)."""
     kind = type(err)
     name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
-    text = str(err).strip() or "no message"
-    return f"{text} [{name}]"
+    if not text:
+        return f"the parser raised {name}"
+    return f"{str(err).strip() or 'no message'} [{name}]"
 
 
 def file_format_error(
@@ -103,6 +105,7 @@ def reading(
     expected: str | None = None,
     fix: str | None = None,
     errors: tuple[type[BaseException], ...] = DEPENDENCY_ERRORS,
+    detail: bool = True,
 ) -> Iterator[None]:
     """Run the block that parses ``path`` and re-raise a dependency's error with context.
 
@@ -122,6 +125,10 @@ def reading(
     errors
         Exception types to wrap (default :data:`DEPENDENCY_ERRORS`); add ``Exception`` only
         for a dependency known to raise bare ``Exception`` (e.g. scanpy's 10x reader).
+    detail
+        Quote the dependency's message (default). ``False`` names only its type: for a
+        parser whose message gives unsafe advice (torch suggests ``weights_only=False``
+        for a file it refused to unpickle); the original stays chained as the cause.
 
     Raises
     ------
@@ -142,7 +149,8 @@ def reading(
             hint = fix or _FIX_ACCESS.get(type(err), "check the path and that the file can be read")
             raise type(err)(err.errno, f"cannot open the {what} {os.fspath(path)}: {err.strerror or err}. "
                                        f"To fix: {hint}.") from err
-        message = _message(f"cannot read the {what} {os.fspath(path)}: {_detail(err)}", expected, fix or _FIX_FORMAT)
+        message = _message(f"cannot read the {what} {os.fspath(path)}: {_detail(err, text=detail)}", expected,
+                           fix or _FIX_FORMAT)
         raise FileFormatError(message, path=path, what=what) from err
 
 
