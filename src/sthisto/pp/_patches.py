@@ -15,6 +15,7 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
+from sthisto._errors import InputError
 from sthisto._image import (
     coarser_levels,
     image_and_scale,
@@ -23,7 +24,7 @@ from sthisto._image import (
     spot_diameter_px,
 )
 from sthisto._logging import logger
-from sthisto._validate import rgb_image, spatial_coords
+from sthisto._validate import affordable, integer, number, rgb_image, spatial_coords
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,14 @@ def patch_geometry(
         size_full = spot_diameter_px(adata, library_id)
         size_um = size_full * mpp
     else:
-        if not (np.isfinite(patch_um) and patch_um > 0):
-            raise ValueError(f"patch_um must be a positive number of microns, got {patch_um!r}")
-        size_um = float(patch_um)
+        size_um = number(patch_um, "patch_um", positive=True, fix="give the patch side in microns, or None for "
+                         "the spot diameter")
         size_full = size_um / mpp
     centres = xy * scale
     h, w = img.shape[:2]
+    if size_full * scale > max(h, w):
+        raise InputError(f"patch_um={size_um:g} µm spans {size_full * scale:.0f} px, more than the whole "
+                         f"{w}×{h} px image; give a patch side of the order of a spot ({mpp * spot_diameter_px(adata, library_id):.3g} µm).")
     outside = (centres[:, 0] < -0.5) | (centres[:, 0] > w - 0.5) | (centres[:, 1] < -0.5) | (
         centres[:, 1] > h - 0.5
     )
@@ -262,7 +265,14 @@ def patches(
     (B, P, P, 3), ``border``), spots grouped by image tile; ``index`` gives each patch's
     position in ``adata.obs``. Nothing is written to ``adata``.
     """
+    batch_size = integer(batch_size, "batch_size", minimum=1)
+    patch_px = None if patch_px is None else integer(patch_px, "patch_px", minimum=1, fix="or None to keep the "
+                                                     "image's own resolution")
+    tile_px = integer(tile_px, "tile_px", minimum=1)
     geometry = patch_geometry(
         adata, patch_um=patch_um, library_id=library_id, img_key=img_key, spatial_key=spatial_key
     )
+    side = patch_px if patch_px is not None else int(np.ceil(geometry.size))
+    affordable(batch_size * side**2 * 3, f"a batch of {batch_size} patches of {side}×{side} px",
+               fix="lower batch_size or patch_px")
     return iter_patches(geometry, patch_px=patch_px, batch_size=batch_size, tile_px=tile_px)
