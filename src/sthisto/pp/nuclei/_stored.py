@@ -49,6 +49,10 @@ def stored_nuclei(
             raise InputError(f"{where}['nuclei'][{column!r}] holds {int((~np.isfinite(values)).sum())} NaN, "
                              "infinite or non-numeric centroid(s); nuclei need finite positions. To fix: "
                              f"drop those rows or re-run `{PRODUCER}`.")
+    if "id" in columns and not table["id"].is_unique:
+        raise InputError(f"{where}['nuclei']['id'] holds duplicated nucleus ids (e.g. "
+                         f"{table['id'][table['id'].duplicated()].iloc[0]!r}); each nucleus needs its own id. "
+                         f"To fix: re-run `{PRODUCER}`.")
     if not len(table) and not allow_empty:
         raise InputError(f"{where}['nuclei'] holds no nucleus: the segmentation found none. To fix: check the "
                          f"image and `{PRODUCER}`'s threshold= / min_area_um2=.")
