@@ -103,7 +103,7 @@ def flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def names(value: Any, name: str, *, allow_empty: bool = True) -> tuple[str, ...]:
+def name_list(value: Any, name: str, *, allow_empty: bool = True) -> tuple[str, ...]:
     """Return ``value`` as a tuple of strings; one string is one name, not its characters.
 
     ``evidence_exclude="IEA"`` means ``("IEA",)``: iterating the string would give ``("I", "E", "A")``.

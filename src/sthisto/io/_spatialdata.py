@@ -120,11 +120,10 @@ def _nuclei_elements(adata: AnnData, lib: str, nuclei_key: str, transformations:
     from spatialdata.models import Labels2DModel, ShapesModel, TableModel
 
     from sthisto.pp.nuclei import to_microns
+    from sthisto.pp.nuclei._stored import nuclei_pixel_size, read_label_image, stored_nuclei
 
-    entry = adata.uns[nuclei_key]
-    table = entry["nuclei"]
-    params = entry.get("params", {})
-    mpp = float(params.get("microns_per_pixel", microns_per_pixel(adata, lib)))
+    table, params = stored_nuclei(adata, nuclei_key, columns=("id", "x", "y", "area"), allow_empty=True)
+    mpp = nuclei_pixel_size(adata, nuclei_key, params, lib)
     ids = table["id"].to_numpy(np.int64)
     radius = np.sqrt(np.maximum(table["area"].to_numpy(np.float64), 1.0) / np.pi)
     shapes_name = f"{lib}_nuclei"
@@ -142,7 +141,8 @@ def _nuclei_elements(adata: AnnData, lib: str, nuclei_key: str, transformations:
     if labels_path:
         import dask.array as da
 
-        labels = np.load(labels_path, mmap_mode="r")
+        image = fullres_image(adata, lib)
+        labels = read_label_image(labels_path, None if image is None else image.shape)
         out[f"{lib}_nuclei_labels"] = Labels2DModel.parse(
             da.from_array(labels, chunks=(2048, 2048)), dims=("y", "x"), transformations=transformations)
     return out

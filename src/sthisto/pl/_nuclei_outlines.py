@@ -6,7 +6,7 @@ import numpy as np
 from anndata import AnnData
 
 from sthisto import _constants as K
-from sthisto._image import image_and_scale, spot_diameter_px
+from sthisto._image import image_and_scale, image_source, read_region, spot_diameter_px
 from sthisto._logging import logger
 from sthisto._validate import anndata, number, spatial_coords
 from sthisto.pp.nuclei._stored import read_label_image, stored_nuclei
@@ -63,7 +63,8 @@ def nuclei_region(
     y1, x1 = min(h, int(np.ceil(cy + half))), min(w, int(np.ceil(cx + half)))
     if y1 <= y0 or x1 <= x0:
         raise ValueError(f"spot {adata.obs_names[pos]!r} lies outside the image")
-    crop = np.asarray(image[y0:y1, x0:x1])[..., :3]
+    source = image_source(adata, lib)
+    crop = read_region(image, np.s_[y0:y1, x0:x1], source=source)[..., :3]
     labels = None
     if params.get("labels_path"):
         labels = np.asarray(read_label_image(params["labels_path"], image.shape)[y0:y1, x0:x1])
@@ -72,7 +73,7 @@ def nuclei_region(
 
         wy0, wx0, wy1, wx1 = crop_window((y0, x0, y1, x1), int(params["overlap"]), (h, w))
         big = segment_tile(
-            np.asarray(image[wy0:wy1, wx0:wx1])[..., :3],
+            read_region(image, np.s_[wy0:wy1, wx0:wx1], source=source)[..., :3],
             microns_per_pixel=params["microns_per_pixel"], threshold=params.get("threshold"),
             params=WatershedParams.from_params(params),
         )

@@ -19,8 +19,10 @@ from sthisto._errors import InputError
 from sthisto._image import (
     coarser_levels,
     image_and_scale,
+    image_source,
     level_for,
     microns_per_pixel,
+    read_region,
     spot_diameter_px,
 )
 from sthisto._logging import logger
@@ -57,6 +59,7 @@ class PatchGeometry:
     size_um: float  # side length in microns
     microns_per_pixel: float  # of the full-resolution image
     levels: tuple = ()  # (image, scale) of the full-resolution pyramid, when the image is its level 0
+    source: str = "the section image"  # where the image comes from, named when it cannot be read
 
     def at_resolution(self, patch_px: int | None) -> PatchGeometry:
         """Move the patches to the coarsest pyramid level still giving ``patch_px`` pixels a side.
@@ -77,7 +80,7 @@ class PatchGeometry:
                     scale, patch_px, self.size * scale)
         centres = (self.centres + 0.5) * scale - 0.5
         return PatchGeometry(img, centres, self.size * scale, self.scale * scale, self.size_um,
-                             self.microns_per_pixel)
+                             self.microns_per_pixel, source=self.source)
 
 
 def patch_geometry(
@@ -124,7 +127,8 @@ def patch_geometry(
         )
     full = scale == 1.0 and img_key in (None, K.FULLRES)
     levels = ((img, 1.0), *coarser_levels(adata, library_id)) if full else ()
-    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp, levels)
+    source = image_source(adata, library_id, K.FULLRES if full else (img_key or K.HIRES))
+    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp, levels, source)
 
 
 def _read_window(img, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, bool]:
@@ -208,7 +212,7 @@ def iter_patches(
             current = key
             x0, y0 = max(tx[i] * tile_px - margin, 0), max(ty[i] * tile_px - margin, 0)
             x1, y1 = min((tx[i] + 1) * tile_px + margin, w), min((ty[i] + 1) * tile_px + margin, h)
-            tile, origin = np.asarray(img[y0:y1, x0:x1]), (x0, y0)
+            tile, origin = read_region(img, np.s_[y0:y1, x0:x1], source=geometry.source), (x0, y0)
         cx, cy = centres[i]
         patch, border = extract_patch(tile, cx - origin[0], cy - origin[1], size, patch_px)
         buf_i.append(int(i))
