@@ -12,7 +12,15 @@ from anndata import AnnData
 from sthisto import _utils
 from sthisto._errors import DownloadError, FileFormatError, InputError, downloading, reading
 from sthisto._utils import Outputs, detach
-from sthisto._validate import counts_matrix, existing_file, integer, number, one_of, raw_counts
+from sthisto._validate import (
+    counts_matrix,
+    existing_file,
+    existing_folder,
+    integer,
+    number,
+    one_of,
+    raw_counts,
+)
 from tests._unchanged import assert_unchanged
 
 
@@ -138,8 +146,19 @@ def test_existing_file(tmp_path):
         existing_file(tmp_path, "counts file")
     with pytest.raises(FileNotFoundError, match=r"^counts file not found: .*nope$"):
         existing_file(tmp_path / "nope", "counts file")
-    with pytest.raises(TypeError, match=r"^counts file must be a path \(str or os\.PathLike\), got int\.$"):
+    with pytest.raises(TypeError, match=r"^counts file must be a path \(str or os\.PathLike\), got int 3\.$"):
         existing_file(3, "counts file")
+
+
+def test_existing_folder(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"^Visium folder .*f\.txt is a file; pass the folder\.$"):
+        existing_folder(tmp_path / "f.txt", "Visium folder")
+    with pytest.raises(FileNotFoundError, match=r"^Visium folder not found: .*nope$"):
+        existing_folder(tmp_path / "nope", "Visium folder")
+    with pytest.raises(TypeError, match=r"^Visium folder must be a path \(str or os\.PathLike\), got NoneType None\.$"):
+        existing_folder(None, "Visium folder")
+    assert existing_folder(str(tmp_path), "Visium folder") == tmp_path
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,8 @@ _NUMERIC_SCALEFACTORS = (K.SCALEF_HIRES, "tissue_lowres_scalef", K.SPOT_DIAMETER
 
 def spatial_entry(adata: AnnData, library_id: str | None = None) -> dict[str, Any]:
     """Return ``uns['spatial'][library_id]``."""
-    return adata.uns[K.SPATIAL_UNS][_library_id(adata, library_id)]
+    lib = _library_id(adata, library_id)  # first: it explains a missing uns['spatial']
+    return adata.uns[K.SPATIAL_UNS][lib]
 
 
 def scalefactors(adata: AnnData, library_id: str | None = None) -> dict[str, float]:

@@ -86,10 +86,10 @@ def one_of(value: Any, name: str, choices: Sequence[Any], *, fix: str | None = N
     return value
 
 
-def key_name(value: Any, name: str = "key_added") -> str:
-    """Return ``value``, raising unless it is a non-empty string (an AnnData key or column)."""
+def key_name(value: Any, name: str = "key_added", *, what: str = "an AnnData key") -> str:
+    """Return ``value``, raising unless it is a non-empty string (an AnnData key, a column, a label)."""
     if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{name} must be a non-empty string (an AnnData key), got {value!r}.")
+        raise InputError(f"{name} must be a non-empty string ({what}), got {value!r}.")
     return value
 
 
@@ -144,11 +144,27 @@ def existing_file(path: Any, what: str) -> Path:
     folder and ``FileNotFoundError`` for a missing file, each naming ``what``.
     """
     if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__}.")
+        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__} {path!r}.")
     path = Path(path).expanduser()
     if path.is_dir():
         raise IsADirectoryError(f"{what} {path} is a folder; pass the file itself.")
     if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def existing_folder(path: Any, what: str) -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path`, raising unless it is an existing folder.
+
+    Raises ``TypeError`` for something that is not a path, ``NotADirectoryError`` for a
+    file and ``FileNotFoundError`` for a missing folder, each naming ``what``.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__} {path!r}.")
+    path = Path(path).expanduser()
+    if path.is_file():
+        raise NotADirectoryError(f"{what} {path} is a file; pass the folder.")
+    if not path.is_dir():
         raise FileNotFoundError(f"{what} not found: {path}")
     return path
 

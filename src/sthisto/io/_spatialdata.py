@@ -28,7 +28,7 @@ from sthisto._image import fullres_image, microns_per_pixel, spatial_entry, spot
 from sthisto._logging import logger
 from sthisto._spatialdata import require_spatialdata
 from sthisto._validate import library_id as _library_id
-from sthisto._validate import spatial_coords
+from sthisto._validate import name_list, spatial_coords
 
 REGION_KEY = "region"
 INSTANCE_KEY = "instance_id"
@@ -81,7 +81,7 @@ def _base_elements(adata: AnnData, lib: str, counts_key: str) -> dict:
 
 def _feature_blocks(adata: AnnData, features: Sequence[str] | None) -> dict[str, np.ndarray]:
     keys = [k for k in adata.obsm if k.startswith("sthisto_")] if features is None else [
-        K.MODALITY_KEYS.get(f, f) for f in features]
+        K.MODALITY_KEYS.get(f, f) for f in name_list(features, "features")]
     out = {}
     for key in keys:
         if key not in adata.obsm:

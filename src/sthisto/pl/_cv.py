@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sthisto._validate import name_list
+from sthisto._validate import key_name, name_list
 
 from ._axes import one_axis
 
@@ -33,6 +33,8 @@ def _cv_summary_data(
         raise TypeError(f"df must be the DataFrame returned by sthisto.tl.cross_validate, got {type(df).__name__}.")
     if not need <= set(df.columns):
         raise ValueError(f"df must be the output of sthisto.tl.cross_validate (columns {sorted(need)}).")
+    metric = key_name(metric, "metric", what="a metric name such as 'pcc'")
+    protocol = key_name(protocol, "protocol", what="a protocol name such as 'paper'")
     sub = df[(df["protocol"] == protocol) & (df["metric"] == metric)]
     if sub.empty:
         raise ValueError(

@@ -6,6 +6,7 @@ import numpy as np
 from anndata import AnnData
 
 from sthisto import _constants as K
+from sthisto._errors import InputError
 from sthisto._image import image_and_scale, image_source, read_region, spot_diameter_px
 from sthisto._logging import logger
 from sthisto._validate import anndata, number, spatial_coords
@@ -48,7 +49,7 @@ def nuclei_region(
         raise TypeError(f"spot must be an obs name or an integer position, got {type(spot).__name__}.")
     if isinstance(spot, int | np.integer):
         if not 0 <= spot < adata.n_obs:
-            raise IndexError(f"spot index {spot} out of range for {adata.n_obs} spots")
+            raise InputError(f"spot index {spot} is out of range for {adata.n_obs} spots (0 to {adata.n_obs - 1}).")
         pos = int(spot)
     else:
         if spot not in adata.obs_names:

@@ -10,9 +10,7 @@ the image's intrinsic frame is centred on pixel column ``x``, row ``y``).
 
 from __future__ import annotations
 
-import errno
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +28,7 @@ from sthisto._spatialdata import (
     shape_geometry,
 )
 from sthisto._utils import detach
+from sthisto._validate import existing_folder
 
 from ._common import check_inside, counts_csr
 
@@ -284,12 +283,7 @@ def _read_store(path: str | os.PathLike):
     """Read a SpatialData zarr store, naming it in any error (missing, damaged or not a SpatialData)."""
     from spatialdata import read_zarr
 
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(errno.ENOENT, f"SpatialData store not found: {path}")
-    if not path.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{path} is a file; a SpatialData zarr store is a folder "
-                                 "(written by sdata.write).")
+    path = existing_folder(path, "SpatialData zarr store (written by sdata.write)")
     with reading(path, "SpatialData zarr store", expected="a zarr store written by spatialdata (sdata.write)",
                  fix="check that the store is complete (copy or write it again)",
                  errors=(*DEPENDENCY_ERRORS, RuntimeError)):

@@ -12,7 +12,7 @@ from sthisto import _constants as K
 from sthisto._errors import DEPENDENCY_ERRORS, file_format_error, reading
 from sthisto._image import lazy_tiff
 from sthisto._logging import logger
-from sthisto._validate import existing_file, number, one_of
+from sthisto._validate import existing_file, existing_folder, number, one_of
 
 from ._spatialdata import spatialdata as read_spatialdata
 
@@ -31,6 +31,29 @@ def _lazy_image(path: Path, dataset_id: str):
     return Image2DModel.parse(base[..., :3].transpose(2, 0, 1), dims=("c", "y", "x"), rgb=True,
                               scale_factors=[2, 2, 2, 2], transformations={dataset_id: Identity()},
                               chunks=(3, 2048, 2048))
+
+
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png", ".jpg", ".jpeg")
+
+
+def _image_file(path) -> Path:
+    """Check the microscope image before spatialdata-io opens it (its loaders raise their own types)."""
+    path = existing_file(path, "full-resolution image (fullres_image=)")
+    expected = "the microscope H&E image given to Space Ranger (TIFF/BTF, PNG or JPEG)"
+    if path.suffix.lower() not in _IMAGE_SUFFIXES:
+        raise file_format_error(path, "full-resolution image", f"has the suffix {path.suffix!r}", expected=expected)
+    with reading(path, "full-resolution image", expected=expected):
+        if path.suffix.lower() in (".tif", ".tiff", ".btf"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                tif.pages[0].shape  # noqa: B018 - parses the first page's header
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.verify()
+    return path
 
 
 def visium_hd(
@@ -75,11 +98,7 @@ def visium_hd(
     except ImportError as err:
         raise ImportError(f'reading Visium HD needs spatialdata-io: pip install "sthisto[spatial]" ({err})') from err
     bin_size = one_of(bin_size, "bin_size", BIN_SIZES_UM, fix="give the bin side in µm")
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be the Visium HD 'outs' folder (str or os.PathLike), got {type(path).__name__}.")
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Visium HD folder not found: {path}")
+    path = existing_folder(path, "Visium HD folder")
     name = f"square_{bin_size:03d}um"
     bins_dir = path / "binned_outputs"
     if not (bins_dir / name).is_dir():
@@ -103,7 +122,7 @@ def visium_hd(
                 f"no full-resolution H&E in {path} (microscope_image/ or *tissue_image.*): pass fullres_image= "
                 "(the microscope image given to Space Ranger).")
         fullres_image = found[0]
-    fullres_image = existing_file(fullres_image, "full-resolution image")
+    fullres_image = _image_file(fullres_image)
     # spatialdata-io parses the h5, parquet and JSON files: a damaged one is named in the detail
     with reading(path, "Visium HD folder", expected="a Space Ranger Visium HD 'outs' folder",
                  fix="check that the folder is complete (re-copy it from Space Ranger's output)",

@@ -34,7 +34,7 @@ from sthisto import _constants as K
 from sthisto._expression import targets
 from sthisto._logging import logger
 from sthisto._settings import progress, settings
-from sthisto._validate import flag, integer, raw_counts
+from sthisto._validate import flag, integer, name_list, raw_counts
 
 from ._data import read_features
 from ._methods import FitFunction, resolve_method
@@ -113,7 +113,12 @@ def _predict(name: str, model, adata: AnnData, genes: list[str]) -> np.ndarray:
 
 def _methods(method, fit_kwargs) -> list[tuple[str, FitFunction, dict]]:
     """``[(name, fit function, its keyword arguments)]``; ``fit_kwargs`` is keyed by method name."""
-    methods = [method] if isinstance(method, str) or callable(method) else list(method)
+    if isinstance(method, str) or callable(method):
+        methods = [method]
+    elif isinstance(method, list | tuple):
+        methods = list(method)
+    else:
+        raise TypeError(f"method must be a method name, a callable or a list of them, got {type(method).__name__}.")
     resolved = [resolve_method(m) for m in methods]
     names = [n for n, _ in resolved]
     if len(set(names)) != len(names):
@@ -231,17 +236,17 @@ def cross_validate(
     n_top = integer(n_top, "n_top", minimum=1)
     n_candidates = None if n_candidates is None else integer(n_candidates, "n_candidates", minimum=1)
     return_per_gene = flag(return_per_gene, "return_per_gene")
-    protocols = [protocol] if isinstance(protocol, str) else list(protocol)
+    protocols = list(name_list(protocol, "protocol"))
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)} (or a list), got {protocol!r}")
     runners = _methods(method, fit_kwargs)
     seed = settings.resolve_seed(seed)
-    modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
+    modalities = name_list(modalities, "modalities")
     names = _section_names(adatas, section_names)
     fold_list = _folds(names, groups, folds)
     needed = list(dict.fromkeys(g for p in protocols for g in _PROTOCOL_GENE_SETS[p]))
-    wanted = needed if gene_sets is None else [gene_sets] if isinstance(gene_sets, str) else list(gene_sets)
+    wanted = needed if gene_sets is None else list(name_list(gene_sets, "gene_sets"))
     if not wanted or any(g not in needed for g in wanted):
         raise ValueError(f"gene_sets must be a subset of {needed} (the gene sets of protocols {protocols}), "
                          f"got {gene_sets!r}.")

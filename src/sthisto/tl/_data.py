@@ -186,9 +186,11 @@ def check_genes(adata: AnnData, genes: Sequence[str], where: str) -> None:
 
 def default_genes(adatas: Sequence[AnnData], n_top_genes: int, layer: str | None = None) -> list[str]:
     """Top ``n_top_genes`` highly variable genes of the training sections (pooled log-normalised)."""
+    from sthisto._validate import integer
     from sthisto.tl._select_genes import select_genes
 
-    return select_genes(list(adatas), flavor="hvg", n_top=int(n_top_genes), layer=layer)
+    n_top_genes = integer(n_top_genes, "n_top_genes", minimum=1, fix="or pass genes=")
+    return select_genes(list(adatas), flavor="hvg", n_top=n_top_genes, layer=layer)
 
 
 def gene_prior(
