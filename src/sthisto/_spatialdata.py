@@ -98,8 +98,8 @@ def shape_geometry(shapes, shapes_key: str) -> tuple[np.ndarray, np.ndarray, str
         bad = ~(np.isfinite(diameters) & (diameters > 0))
         if bad.any():
             raise ValueError(f"shapes {shapes_key!r}: {int(bad.sum())} circle(s) have a radius that is not a "
-                             f"positive number (e.g. {shapes['radius'].iloc[int(np.argmax(bad))]!r} at "
-                             f"{shapes.index[int(np.argmax(bad))]!r}).")
+                             f"positive number (e.g. {shapes['radius'].iloc[int(np.argmax(bad))]} at "
+                             f"{str(shapes.index[int(np.argmax(bad))])!r}).")
         return _finite_centres(centres, shapes, shapes_key), diameters, "circle"
     if kinds <= {"Polygon", "MultiPolygon"}:
         c = geom.centroid
@@ -122,5 +122,5 @@ def _finite_centres(centres: np.ndarray, shapes, shapes_key: str) -> np.ndarray:
     bad = ~np.isfinite(centres).all(axis=1)
     if bad.any():
         raise ValueError(f"shapes {shapes_key!r}: {int(bad.sum())} shape(s) have NaN or infinite coordinates "
-                         f"(e.g. {shapes.index[int(np.argmax(bad))]!r}), or are empty.")
+                         f"(e.g. {str(shapes.index[int(np.argmax(bad))])!r}), or are empty.")
     return centres

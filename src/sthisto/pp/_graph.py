@@ -107,10 +107,12 @@ def lattice_indices(adata: AnnData, row_key: str, col_key: str) -> tuple[np.ndar
         values = pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(np.float64)
         bad = ~np.isfinite(values) | (values != np.round(values))
         if bad.any():
-            first = adata.obs_names[int(np.argmax(bad))]
+            first = int(np.argmax(bad))
+            value = adata.obs[key].iloc[first]
+            shown = repr(value) if isinstance(value, str) else str(value)
             raise InputError(f"adata.obs[{key!r}] holds {int(bad.sum())} value(s) that are not whole numbers "
-                             f"(e.g. {adata.obs[key].iloc[int(np.argmax(bad))]!r} at {first!r}); a bin lattice "
-                             "index is an integer row/column.")
+                             f"(e.g. {shown} at {adata.obs_names[first]!r}); a bin lattice index is an integer "
+                             "row/column.")
         out.append(values.astype(np.int64))
     return out[0], out[1]
 
