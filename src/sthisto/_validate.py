@@ -137,15 +137,19 @@ def affordable(n_bytes: float, what: str, *, fix: str | None = None) -> None:
                          f"has ({total / 2**30:.3g} GiB).{_fix(fix)}")
 
 
+def _path(path: Any, what: str) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__} {path!r}.")
+    return Path(path).expanduser()
+
+
 def existing_file(path: Any, what: str) -> Path:
     """Return ``path`` as a :class:`~pathlib.Path`, raising unless it is an existing file.
 
     Raises ``TypeError`` for something that is not a path, ``IsADirectoryError`` for a
     folder and ``FileNotFoundError`` for a missing file, each naming ``what``.
     """
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__} {path!r}.")
-    path = Path(path).expanduser()
+    path = _path(path, what)
     if path.is_dir():
         raise IsADirectoryError(f"{what} {path} is a folder; pass the file itself.")
     if not path.is_file():
@@ -159,9 +163,7 @@ def existing_folder(path: Any, what: str) -> Path:
     Raises ``TypeError`` for something that is not a path, ``NotADirectoryError`` for a
     file and ``FileNotFoundError`` for a missing folder, each naming ``what``.
     """
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__} {path!r}.")
-    path = Path(path).expanduser()
+    path = _path(path, what)
     if path.is_file():
         raise NotADirectoryError(f"{what} {path} is a file; pass the folder.")
     if not path.is_dir():

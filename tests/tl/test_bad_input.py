@@ -100,3 +100,19 @@ def test_gene_correlation_recovery_requires_raw_counts(predicted):
         st.tl.gene_correlation_recovery(predicted)
     with pytest.raises(TypeError, match=r"^adata must be an AnnData object, got NoneType\.$"):
         st.tl.gene_correlation_recovery(None)
+
+
+def test_fit_baseline_arguments_and_a_single_gene():
+    from sthisto.tl._baselines import fit_baseline
+
+    sections = model_sections((0, 1))
+    gene = sections[0].var_names[0]
+    for kwargs, message in [({"alphas": []}, r"alphas must be a number or a non-empty list of numbers, got \[\]\."),
+                            ({"alphas": [1.0, -1.0]}, r"alphas\[1\] must be a positive finite number, got -1\.0\."),
+                            ({"neighbors": [0]}, r"neighbors\[0\] must be an integer >= 1, got 0\."),
+                            ({"method": "lasso"}, r"method must be one of \('ridge', 'ridge_context', 'knn', "
+                                                  r"'hest_probe', 'mean'\), got 'lasso'\.")]:
+        with pytest.raises(InputError, match=f"^{message}$"):
+            fit_baseline(sections, genes=[gene], **kwargs)
+    model = fit_baseline(sections, genes=gene)  # one gene, alpha chosen by inner validation over the grid
+    assert model.genes == [gene] and model.predict(sections[0]).shape == (sections[0].n_obs, 1)
