@@ -151,6 +151,10 @@ def _drop_predictions(a):
     del a.layers["sthisto_pred"]
 
 
+def _no_spots(a):
+    a._inplace_subset_obs(np.zeros(a.n_obs, dtype=bool))
+
+
 DAMAGES = {
     "obsm_spatial": (_drop_obsm_spatial, "obsm['spatial']"),
     "uns_spatial": (_drop_uns_spatial, "uns['spatial']"),
@@ -160,6 +164,7 @@ DAMAGES = {
     "normalised": (_normalised_counts, "not integers"),
     "no_nuclei": (_drop_nuclei, "segment_nuclei"),
     "no_pred": (_drop_predictions, "sthisto_pred"),
+    "no_spots": (_no_spots, "no spots"),
 }
 
 
@@ -197,17 +202,17 @@ CATALOGUE: dict[str, Entry] = {
                                       "region": "choice", "backend": "choice", "n_jobs": "n_jobs",
                                       "key_added": "key", "sigma_um": "nonnegative", "min_area_um2": "nonnegative",
                                       "library_id": "choice", "method": "choice"},
-        damage=("obsm_spatial", "uns_spatial", "nan_xy", "dup_obs")),
+        damage=("obsm_spatial", "uns_spatial", "nan_xy", "dup_obs", "no_spots")),
     "pp.nuclei_features": Entry(
         _pp("nuclei_features"), "segmented", kinds={"spot_diameter": "positive", "fill": "choice",
                                                    "morphology_key": "key", "topology_key": "key",
                                                    "nuclei_key": "choice"},
-        damage=("obsm_spatial", "nan_xy", "dup_obs", "no_nuclei")),
+        damage=("obsm_spatial", "nan_xy", "dup_obs", "no_nuclei", "no_spots")),
     "pp.image_features": Entry(
         _pp("image_features"), valid={"model": "texture", "patch_px": 16}, huge=("patch_px", "batch_size"),
         kinds={"patch_px": "count", "batch_size": "count", "n_pcs": "count", "tta": "choice", "patch_um": "positive",
                "seed": "index", "key_added": "key", "img_key": "choice", "model": "choice"},
-        damage=("obsm_spatial", "uns_spatial", "nan_xy", "dup_obs")),
+        damage=("obsm_spatial", "uns_spatial", "nan_xy", "dup_obs", "no_spots")),
     "pp.patches": Entry(
         lambda a, **kw: next(st.pp.patches(a, **kw)), valid={"patch_px": 16}, huge=("patch_px", "batch_size"),
         kinds={"patch_px": "count", "batch_size": "count", "tile_px": "count", "patch_um": "positive",
@@ -241,10 +246,10 @@ CATALOGUE: dict[str, Entry] = {
     "pp.bin_nuclei_features": Entry(
         _pp("bin_nuclei_features"), "bins", kinds={"context": "index", "morphology_key": "key",
                                                    "topology_key": "key", "nuclei_key": "choice"},
-        damage=("obsm_spatial", "nan_xy", "dup_obs", "no_nuclei")),
+        damage=("obsm_spatial", "nan_xy", "dup_obs", "no_nuclei", "no_spots")),
     "pp.bins_to_nuclei": Entry(
         _pp("bins_to_nuclei"), "bins", kinds={"max_distance_um": "positive", "nuclei_key": "choice"},
-        damage=("obsm_spatial", "nan_xy", "no_nuclei", "normalised")),
+        damage=("obsm_spatial", "nan_xy", "no_nuclei", "normalised", "no_spots")),
     "tl.fit": Entry(
         lambda a, **kw: st.tl.fit(a, **{"progress": False, **kw}), "sections", first="adatas",
         valid={"epochs": 1, "epoch_selection": "fixed", "n_ensemble": 1, "hidden_dims": (8, 8), "n_top_genes": 5},
@@ -296,7 +301,7 @@ CATALOGUE: dict[str, Entry] = {
     "io.to_spatialdata": Entry(
         lambda a, **kw: st.io.to_spatialdata(a, **kw), "segmented", kinds={"features": "names",
                                                                            "library_id": "choice"},
-        damage=("obsm_spatial", "uns_spatial", "nan_xy")),
+        damage=("obsm_spatial", "uns_spatial", "nan_xy", "no_spots")),
     "read.legacy_st": Entry(lambda a, **kw: st.read.legacy_st(**kw), None, first=None,
                             kinds={"counts": "path", "spots": "path", "image": "path"},
                             valid={"counts": "LEGACY_COUNTS", "spots": "LEGACY_SPOTS", "image": "LEGACY_IMAGE"}),

@@ -244,6 +244,12 @@ def anndata(value: Any, name: str = "adata") -> AnnData:
     return value
 
 
+def has_spots(adata: AnnData, *, where: str = "adata") -> None:
+    """Raise when ``adata`` has no spots (an empty selection such as ``adata[mask]`` with no match)."""
+    if adata.n_obs == 0:
+        raise InputError(f"{where} has no spots (n_obs = 0); check the selection that made it.")
+
+
 def unique_obs_names(adata: AnnData, *, where: str = "adata") -> None:
     """Raise when ``obs_names`` are not unique (a step that names spots needs unique names)."""
     if not adata.obs_names.is_unique:
@@ -303,6 +309,8 @@ def counts_matrix(x, *, where: str = "adata.X", integer: bool = False, nonzero: 
     import numpy as np
     import scipy.sparse as sp
 
+    if nonzero and 0 in getattr(x, "shape", (1,)):
+        raise InputError(f"{where} is empty (shape {tuple(x.shape)}): no spots or no genes.{_fix(fix)}")
     if sp.issparse(x):
         x = x if x.format in ("csr", "csc", "coo") else x.tocsr()
         values = x.data

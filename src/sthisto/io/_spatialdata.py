@@ -27,8 +27,8 @@ from sthisto import _constants as K
 from sthisto._image import fullres_image, microns_per_pixel, spatial_entry, spot_diameter_px
 from sthisto._logging import logger
 from sthisto._spatialdata import require_spatialdata
+from sthisto._validate import has_spots, name_list, spatial_coords
 from sthisto._validate import library_id as _library_id
-from sthisto._validate import name_list, spatial_coords
 
 REGION_KEY = "region"
 INSTANCE_KEY = "instance_id"
@@ -193,6 +193,7 @@ def to_spatialdata(
 
     if not isinstance(adata, AnnData):
         raise TypeError(f"expected an AnnData, got {type(adata).__name__}")
+    has_spots(adata)
     lib = _library_id(adata, library_id)
     meta = spatial_entry(adata, lib).get("metadata", {})
     from_sdata = meta.get("platform") == "spatialdata"

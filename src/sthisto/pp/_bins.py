@@ -24,6 +24,7 @@ from sthisto._utils import Outputs, copy_or_self, detach
 from sthisto._validate import (
     affordable,
     anndata,
+    has_spots,
     integer,
     key_name,
     number,
@@ -169,6 +170,7 @@ def bin_nuclei_features(
     context = integer(context, "context", minimum=0, fix="give the number of neighbouring bins pooled on each side")
     adata = copy_or_self(adata, copy)
     morphology_key, topology_key = key_name(morphology_key, "morphology_key"), key_name(topology_key, "topology_key")
+    has_spots(adata)
     unique_obs_names(adata)
     table, params = stored_nuclei(adata, nuclei_key, columns=("x", "y", "area", "orientation"))
     lib = _library_id(adata, library_id if library_id is not None else params.get("library_id"))
@@ -247,7 +249,7 @@ def bins_to_nuclei(
     """
     from scipy.spatial import cKDTree
 
-    anndata(adata)
+    has_spots(anndata(adata))
     table, params = stored_nuclei(adata, nuclei_key, columns=("id", "x", "y", "area", "orientation"))
     lib = _library_id(adata, library_id if library_id is not None else params.get("library_id"))
     mpp = nuclei_pixel_size(adata, nuclei_key, params, lib)

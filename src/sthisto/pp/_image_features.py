@@ -15,7 +15,7 @@ from sthisto._errors import InputError
 from sthisto._logging import logger
 from sthisto._settings import progress, settings
 from sthisto._utils import Outputs, copy_or_self
-from sthisto._validate import affordable, integer, key_name, one_of, unique_obs_names
+from sthisto._validate import affordable, has_spots, integer, key_name, one_of, unique_obs_names
 
 from ._extractor import Extractor, as_extractor
 from ._patches import iter_patches, patch_geometry
@@ -115,8 +115,7 @@ def image_features(
     batch_size = integer(batch_size, "batch_size", minimum=1, fix="give the number of patches per forward pass, e.g. 64")
     affordable(batch_size * patch_px**2 * 3 * 9, f"a batch of {batch_size} patches of {patch_px}×{patch_px} px",
                fix="lower batch_size or patch_px")  # uint8 patches, their float32 copy, one view at a time
-    if adata.n_obs == 0:
-        raise InputError("adata has no spots (n_obs = 0).")
+    has_spots(adata)
     columns = extractor.columns()
     if n_pcs is not None:
         most = adata.n_obs if columns is None else min(adata.n_obs, len(columns))

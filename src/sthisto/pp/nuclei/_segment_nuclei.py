@@ -17,7 +17,14 @@ from sthisto._image import image_and_scale, microns_per_pixel, spot_diameter_px
 from sthisto._logging import logger
 from sthisto._settings import settings
 from sthisto._utils import Outputs, copy_or_self
-from sthisto._validate import key_name, one_of, rgb_image, spatial_coords, unique_obs_names
+from sthisto._validate import (
+    has_spots,
+    key_name,
+    one_of,
+    rgb_image,
+    spatial_coords,
+    unique_obs_names,
+)
 from sthisto._validate import library_id as _library_id
 
 from ._pooling import assign_spots
@@ -116,6 +123,7 @@ def segment_nuclei(
     """
     adata = copy_or_self(adata, copy)
     key_added = key_name(key_added)
+    has_spots(adata)
     unique_obs_names(adata)  # nuclei are assigned to spots by name
     tile_size, overlap = tile_arguments(tile_size, overlap)
     region = one_of(region, "region", ("spots", "all"))
