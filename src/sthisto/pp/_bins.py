@@ -30,7 +30,6 @@ from sthisto._validate import (
     number,
     raw_counts,
     spatial_coords,
-    unique_obs_names,
 )
 from sthisto._validate import library_id as _library_id
 from sthisto.pp.nuclei import (
@@ -40,7 +39,12 @@ from sthisto.pp.nuclei import (
     pool_spots,
     to_microns,
 )
-from sthisto.pp.nuclei._stored import nuclei_pixel_size, read_label_image, stored_nuclei
+from sthisto.pp.nuclei._stored import (
+    nuclei_pixel_size,
+    nuclei_to_pool,
+    read_label_image,
+    stored_nuclei,
+)
 
 from ._graph import lattice_indices
 
@@ -170,11 +174,7 @@ def bin_nuclei_features(
     context = integer(context, "context", minimum=0, fix="give the number of neighbouring bins pooled on each side")
     adata = copy_or_self(adata, copy)
     morphology_key, topology_key = key_name(morphology_key, "morphology_key"), key_name(topology_key, "topology_key")
-    has_spots(adata)
-    unique_obs_names(adata)
-    table, params = stored_nuclei(adata, nuclei_key, columns=("x", "y", "area", "orientation"))
-    lib = _library_id(adata, library_id if library_id is not None else params.get("library_id"))
-    mpp = nuclei_pixel_size(adata, nuclei_key, params, lib)
+    table, params, lib, mpp = nuclei_to_pool(adata, nuclei_key, library_id)
     rows, cols, lattice = _lattice_of(adata, spatial_key)
     span = int(max(np.ptp(rows), np.ptp(cols)))
     if context > span:

@@ -10,8 +10,7 @@ from sthisto._docs import doc_params
 from sthisto._image import spot_diameter_px
 from sthisto._logging import logger
 from sthisto._utils import Outputs, copy_or_self
-from sthisto._validate import has_spots, key_name, number, one_of, spatial_coords, unique_obs_names
-from sthisto._validate import library_id as _library_id
+from sthisto._validate import key_name, number, one_of, spatial_coords
 
 from ._columns import (
     NO_NUCLEI,
@@ -22,7 +21,7 @@ from ._columns import (
 )
 from ._measure import to_microns
 from ._pooling import fill_missing, pool_spots
-from ._stored import nuclei_pixel_size, stored_nuclei
+from ._stored import nuclei_to_pool
 from ._topology import delaunay_features
 
 
@@ -87,11 +86,7 @@ def nuclei_features(
     adata = copy_or_self(adata, copy)
     fill = one_of(fill, "fill", ("mean", "zero"))
     morphology_key, topology_key = key_name(morphology_key, "morphology_key"), key_name(topology_key, "topology_key")
-    has_spots(adata)
-    unique_obs_names(adata)
-    table, params = stored_nuclei(adata, nuclei_key, columns=("x", "y", "area", "orientation"))
-    lib = _library_id(adata, library_id if library_id is not None else params.get("library_id"))
-    mpp = nuclei_pixel_size(adata, nuclei_key, params, lib)
+    table, params, lib, mpp = nuclei_to_pool(adata, nuclei_key, library_id)
     if spot_diameter is None:
         diameter = spot_diameter_px(adata, lib)
     else:

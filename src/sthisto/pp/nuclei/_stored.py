@@ -59,6 +59,22 @@ def stored_nuclei(
     return table, dict(params)
 
 
+def nuclei_to_pool(adata: AnnData, nuclei_key: str, library_id: str | None) -> tuple[pd.DataFrame, dict, str, float]:
+    """``(table, params, library_id, microns_per_pixel)`` of the nuclei a pooling step averages per spot.
+
+    Checks what such a step needs first: spots with unique names, a stored table with
+    centroids, areas and orientations, the library and the pixel size.
+    """
+    from sthisto._validate import has_spots, unique_obs_names
+    from sthisto._validate import library_id as resolve_library
+
+    has_spots(adata)
+    unique_obs_names(adata)  # the pooled features are DataFrames indexed by obs_names
+    table, params = stored_nuclei(adata, nuclei_key, columns=("x", "y", "area", "orientation"))
+    lib = resolve_library(adata, library_id if library_id is not None else params.get("library_id"))
+    return table, params, lib, nuclei_pixel_size(adata, nuclei_key, params, lib)
+
+
 def nuclei_pixel_size(adata: AnnData, nuclei_key: str, params: Mapping[str, Any], library_id: str) -> float:
     """Microns per pixel the nuclei were measured at (``params``), else the section's."""
     if params.get("microns_per_pixel") is not None:
