@@ -58,7 +58,8 @@ def _never_called(*args, **kwargs):
         ({"return_per_gene": "yes"}, InputError, r"return_per_gene must be True or False, got 'yes'\.$"),
         ({"protocol": 5}, InputError, r"protocol must be a name or a list of names, got 5\.$"),
         ({"modalities": 5}, InputError, r"modalities must be a name or a list of names, got 5\.$"),
-        ({"modalities": ["nope"]}, KeyError, r"section 'section0': adata\.obsm\['nope'\] \(nope features\) is missing"),
+        ({"modalities": ["nope"]}, KeyError, r"section 'section0': adata\.obsm\['nope'\] is missing: a modality is "
+                                             r"one of \['deep', 'morphology', 'topology', 'texture'\] or an obsm key"),
         ({"layer": "counts"}, KeyError, r"adata\.layers\['counts'\] is missing"),
     ],
 )

@@ -60,10 +60,11 @@ def read_features(
     for name in modalities:
         key = modality_key(name)
         if key not in adata.obsm:
-            producer = _PRODUCERS.get(name, "the function that writes it")
-            raise KeyError(
-                f"{where}: adata.obsm[{key!r}] ({name} features) is missing: run `{producer}` first."
-            )
+            if name in _PRODUCERS:
+                raise KeyError(f"{where}: adata.obsm[{key!r}] ({name} features) is missing: run "
+                               f"`{_PRODUCERS[name]}` first.")
+            raise KeyError(f"{where}: adata.obsm[{key!r}] is missing: a modality is one of {list(_PRODUCERS)} or an "
+                           f"obsm key of the section (it has {list(adata.obsm)}).")
         block = adata.obsm[key]
         trained = None if columns is None else columns.get(name)
         if isinstance(block, pd.DataFrame):
