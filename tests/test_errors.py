@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,15 @@ from anndata import AnnData
 from sthisto import _utils
 from sthisto._errors import DownloadError, FileFormatError, InputError, downloading, reading
 from sthisto._utils import Outputs, detach
-from sthisto._validate import counts_matrix, existing_file, integer, number, one_of, raw_counts
+from sthisto._validate import (
+    counts_matrix,
+    existing_file,
+    existing_folder,
+    integer,
+    number,
+    one_of,
+    raw_counts,
+)
 from tests._unchanged import assert_unchanged
 
 
@@ -138,8 +147,19 @@ def test_existing_file(tmp_path):
         existing_file(tmp_path, "counts file")
     with pytest.raises(FileNotFoundError, match=r"^counts file not found: .*nope$"):
         existing_file(tmp_path / "nope", "counts file")
-    with pytest.raises(TypeError, match=r"^counts file must be a path \(str or os\.PathLike\), got int\.$"):
+    with pytest.raises(TypeError, match=r"^counts file must be a path \(str or os\.PathLike\), got int 3\.$"):
         existing_file(3, "counts file")
+
+
+def test_existing_folder(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"^Visium folder .*f\.txt is a file; pass the folder\.$"):
+        existing_folder(tmp_path / "f.txt", "Visium folder")
+    with pytest.raises(FileNotFoundError, match=r"^Visium folder not found: .*nope$"):
+        existing_folder(tmp_path / "nope", "Visium folder")
+    with pytest.raises(TypeError, match=r"^Visium folder must be a path \(str or os\.PathLike\), got NoneType None\.$"):
+        existing_folder(None, "Visium folder")
+    assert existing_folder(str(tmp_path), "Visium folder") == tmp_path
 
 
 @pytest.mark.parametrize(
@@ -252,3 +272,67 @@ def test_detach_copies_mutable_and_shares_read_only(tmp_path):
     assert spatial["lib"]["scalefactors"]["s"] == 1.0
     assert spatial["lib"]["metadata"]["list"][1]["a"][0] == 0
     assert spatial["lib"]["metadata"]["table"].iloc[0, 0] == 1
+
+
+def test_scalar_checks_of_wave_two():
+    from sthisto._validate import affordable, flag, key_name, name_list
+
+    assert key_name("sthisto_deep") == "sthisto_deep"
+    for bad in ("", "  ", 5, None):
+        with pytest.raises(InputError, match=r"^key_added must be a non-empty string \(an AnnData key\), got "):
+            key_name(bad)
+    assert flag(True, "symmetric") is True and flag(np.bool_(False), "symmetric") is False
+    for bad in ("no", 1, None):
+        with pytest.raises(InputError, match=r"^symmetric must be True or False, got "):
+            flag(bad, "symmetric")
+    assert name_list("IEA", "evidence_exclude") == ("IEA",)  # one name, not three letters
+    assert name_list(["a", "b"], "genes") == ("a", "b")
+    with pytest.raises(InputError, match=r"^genes must be a name or a list of names, got 5\.$"):
+        name_list(5, "genes")
+    with pytest.raises(InputError, match=r"^genes is empty: give at least one name\.$"):
+        name_list([], "genes", allow_empty=False)
+    affordable(1024, "a small array")
+    with pytest.raises(InputError, match=r"^a huge array would need [\d.e+]+ GiB of memory, more than this machine "
+                                         r"has \([\d.]+ GiB\)\. To fix: lower n\.$"):
+        affordable(2.0**70, "a huge array", fix="lower n")
+
+
+def test_unique_obs_names_and_outputs_keys(synthetic_adata):
+    from sthisto._utils import Outputs
+    from sthisto._validate import unique_obs_names
+
+    unique_obs_names(synthetic_adata)
+    synthetic_adata.obs_names = ["s"] * synthetic_adata.n_obs
+    with pytest.raises(InputError, match=r"^adata\.obs_names are not unique \(e\.g\. \['s'\]\)"):
+        unique_obs_names(synthetic_adata)
+    with pytest.raises(InputError, match=r"^the key of adata\.obsm must be a non-empty string"):
+        Outputs().add("obsm", 3, np.zeros((synthetic_adata.n_obs, 2)))
+
+
+def test_reading_without_the_parsers_advice(tmp_path):
+    path = tmp_path / "w.pt"
+
+    def unsafe():
+        raise pickle.UnpicklingError("Weights only load failed. Re-running with weights_only=False will succeed")
+
+    with pytest.raises(FileFormatError) as info, reading(path, "weights file", detail=False):
+        unsafe()
+    assert str(info.value).startswith(f"cannot read the weights file {path}: the parser raised "
+                                      "_pickle.UnpicklingError.")
+    assert "weights_only=False" not in str(info.value) and isinstance(info.value.__cause__, pickle.UnpicklingError)
+
+
+def test_read_region_names_the_image():
+    from sthisto._image import read_region
+
+    class Damaged:
+        shape = (10, 10, 3)
+
+        def __getitem__(self, index):
+            raise RuntimeError("Zstd decompression error: invalid input data")
+
+    with pytest.raises(FileFormatError, match=r"^cannot read the pixels of image 'he' of the SpatialData store "
+                                              r"/x\.zarr: Zstd decompression error: invalid input data "
+                                              r"\[RuntimeError\]\. To fix: the stored image is damaged"):
+        read_region(Damaged(), np.s_[0:2, 0:2], source="image 'he' of the SpatialData store /x.zarr")
+    assert read_region(np.ones((3, 3)), np.s_[:2, :2]).shape == (2, 2)

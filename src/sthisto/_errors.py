@@ -69,11 +69,13 @@ class DownloadError(OSError):
     """A download failed (no network, an HTTP error status, an unreachable mirror)."""
 
 
-def _detail(err: BaseException) -> str:
+def error_detail(err: BaseException, *, text: bool = True) -> str:
+    """``"<message> [<module>.<type>]"`` of a dependency's error (only the type with ``text=False``)."""
     kind = type(err)
     name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__.split('.')[0]}.{kind.__name__}"
-    text = str(err).strip() or "no message"
-    return f"{text} [{name}]"
+    if not text:
+        return f"the parser raised {name}"
+    return f"{str(err).strip() or 'no message'} [{name}]"
 
 
 def file_format_error(
@@ -103,6 +105,7 @@ def reading(
     expected: str | None = None,
     fix: str | None = None,
     errors: tuple[type[BaseException], ...] = DEPENDENCY_ERRORS,
+    detail: bool = True,
 ) -> Iterator[None]:
     """Run the block that parses ``path`` and re-raise a dependency's error with context.
 
@@ -122,6 +125,10 @@ def reading(
     errors
         Exception types to wrap (default :data:`DEPENDENCY_ERRORS`); add ``Exception`` only
         for a dependency known to raise bare ``Exception`` (e.g. scanpy's 10x reader).
+    detail
+        Quote the dependency's message (default). ``False`` names only its type: for a
+        parser whose message gives unsafe advice (torch suggests ``weights_only=False``
+        for a file it refused to unpickle); the original stays chained as the cause.
 
     Raises
     ------
@@ -142,7 +149,8 @@ def reading(
             hint = fix or _FIX_ACCESS.get(type(err), "check the path and that the file can be read")
             raise type(err)(err.errno, f"cannot open the {what} {os.fspath(path)}: {err.strerror or err}. "
                                        f"To fix: {hint}.") from err
-        message = _message(f"cannot read the {what} {os.fspath(path)}: {_detail(err)}", expected, fix or _FIX_FORMAT)
+        message = _message(f"cannot read the {what} {os.fspath(path)}: {error_detail(err, text=detail)}", expected,
+                           fix or _FIX_FORMAT)
         raise FileFormatError(message, path=path, what=what) from err
 
 
@@ -163,11 +171,11 @@ def downloading(url: str, what: str, *, target: str | os.PathLike | None = None)
     except ValueError as err:  # pooch: a hash mismatch, or a URL it cannot handle
         if "hash" in str(err).lower():
             raise InputError(
-                f"the {what} downloaded from {url} is not the registered file: {_detail(err)}. "
+                f"the {what} downloaded from {url} is not the registered file: {error_detail(err)}. "
                 "To fix: retry (a truncated download), or check that base_url= / STHISTO_DATA_URL "
                 "points at an unmodified mirror."
             ) from err
-        raise InputError(f"cannot download the {what} from {url}: {_detail(err)}. To fix: pass an "
+        raise InputError(f"cannot download the {what} from {url}: {error_detail(err)}. To fix: pass an "
                          "http(s) or ftp URL as base_url= / STHISTO_DATA_URL.") from err
     except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as err:
         new = type(err)(err.errno, f"cannot write the {what}{where}: {err.strerror or err}. To fix: "
@@ -175,7 +183,7 @@ def downloading(url: str, what: str, *, target: str | os.PathLike | None = None)
         raise new from err
     except OSError as err:  # requests' ConnectionError / HTTPError / Timeout are OSErrors
         raise DownloadError(
-            f"cannot download the {what} from {url}{where}: {_detail(err)}. To fix: check the network "
+            f"cannot download the {what} from {url}{where}: {error_detail(err)}. To fix: check the network "
             "connection, or set base_url= / STHISTO_DATA_URL to a reachable mirror, or put the file in "
             "the cache folder yourself."
         ) from err

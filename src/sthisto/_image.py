@@ -23,7 +23,7 @@ import numpy as np
 from anndata import AnnData
 
 from . import _constants as K
-from ._errors import file_format_error, reading
+from ._errors import DEPENDENCY_ERRORS, FileFormatError, error_detail, file_format_error, reading
 from ._logging import logger
 from ._validate import existing_file, number
 from ._validate import library_id as _library_id
@@ -39,7 +39,8 @@ _NUMERIC_SCALEFACTORS = (K.SCALEF_HIRES, "tissue_lowres_scalef", K.SPOT_DIAMETER
 
 def spatial_entry(adata: AnnData, library_id: str | None = None) -> dict[str, Any]:
     """Return ``uns['spatial'][library_id]``."""
-    return adata.uns[K.SPATIAL_UNS][_library_id(adata, library_id)]
+    lib = _library_id(adata, library_id)  # first: it explains a missing uns['spatial']
+    return adata.uns[K.SPATIAL_UNS][lib]
 
 
 def scalefactors(adata: AnnData, library_id: str | None = None) -> dict[str, float]:
@@ -217,6 +218,34 @@ def fullres_image(adata: AnnData, library_id: str | None = None):
     if entry.get("metadata", {}).get(K.FULLRES_PATH):
         return _lazy_fullres(entry, lib)
     return None
+
+
+def image_source(adata: AnnData, library_id: str | None = None, img_key: str = K.FULLRES) -> str:
+    """Where an image of a section comes from, for messages: its SpatialData store, file or ``uns`` entry."""
+    lib = _library_id(adata, library_id)
+    meta = adata.uns[K.SPATIAL_UNS][lib].get("metadata", {})
+    if meta.get("spatialdata_path") and meta.get("image_key"):
+        return f"image {meta['image_key']!r} of the SpatialData store {meta['spatialdata_path']}"
+    if img_key == K.FULLRES and meta.get(K.FULLRES_PATH):
+        return f"image file {meta[K.FULLRES_PATH]}"
+    return f"adata.uns['spatial'][{lib!r}]['images'][{img_key!r}]"
+
+
+def read_region(img, index, *, source: str = "the image") -> np.ndarray:
+    """Return ``np.asarray(img[index])``; an error while reading it names ``source``.
+
+    A lazy image (dask over zarr or a TIFF) reads its chunks here: a damaged chunk raises a
+    codec's bare ``RuntimeError`` / ``ValueError`` deep inside dask, which becomes a
+    :class:`~sthisto._errors.FileFormatError` that says which image and what to do.
+    """
+    try:
+        return np.asarray(img[index])
+    except MemoryError:
+        raise
+    except (*DEPENDENCY_ERRORS, RuntimeError) as err:
+        raise FileFormatError(f"cannot read the pixels of {source}: {error_detail(err)}. To fix: the stored image is "
+                              "damaged or incomplete; write or copy it again (e.g. sdata.write) and re-read the "
+                              "section.") from err
 
 
 def coarser_levels(adata: AnnData, library_id: str | None = None) -> list[tuple[object, float]]:

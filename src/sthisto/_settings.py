@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ._errors import InputError
 from ._logging import logger
 from ._validate import integer, one_of
 
@@ -72,6 +73,14 @@ def _warn_misspelled(environ) -> None:
                               f"mean {close[0]}?", RuntimeWarning, stacklevel=3)
 
 
+def _worker_count(value) -> int:
+    """Check an ``n_jobs`` value: -1 (all cores) or a positive integer (0 workers cannot run anything)."""
+    value = integer(value, "n_jobs", minimum=-1, fix="use -1 (all cores) or a positive integer")
+    if value == 0:
+        raise InputError("n_jobs must be -1 (all cores) or a positive integer, got 0.")
+    return value
+
+
 class Settings:
     """Process-wide defaults that functions use when their own argument is ``None``."""
 
@@ -120,10 +129,7 @@ class Settings:
 
     @n_jobs.setter
     def n_jobs(self, value: int) -> None:
-        value = integer(_int_like(value), "n_jobs", minimum=-1, fix="use -1 (all cores) or a positive integer")
-        if value == 0:
-            raise ValueError("n_jobs must be -1 (all cores) or a positive integer, got 0.")
-        self._n_jobs = value
+        self._n_jobs = _worker_count(_int_like(value))
 
     @property
     def datasetdir(self) -> Path:
@@ -171,7 +177,7 @@ class Settings:
 
     def resolve_n_jobs(self, n_jobs: int | None = None) -> int:
         """Return a concrete worker count for ``n_jobs`` (``None`` → setting, ``-1`` → cores)."""
-        n = self.n_jobs if n_jobs is None else integer(n_jobs, "n_jobs", minimum=-1)
+        n = self.n_jobs if n_jobs is None else _worker_count(n_jobs)
         return (os.cpu_count() or 1) if n == -1 else max(1, n)
 
     def resolve_seed(self, seed: int | None = None) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 
 BIN_NAME = re.compile(r"square_(\d{3})um")  # spatialdata-io's Visium HD bin names, e.g. "..._square_008um"
 _SPATIAL_EXTRA = 'pip install "sthisto[spatial]"'
@@ -92,11 +93,18 @@ def shape_geometry(shapes, shapes_key: str) -> tuple[np.ndarray, np.ndarray, str
     if kinds == {"Point"}:
         if "radius" not in shapes.columns:
             raise ValueError(f"shapes {shapes_key!r} are points without a 'radius' column (not circles).")
-        centres = np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()])
-        return centres.astype(np.float64), 2.0 * shapes["radius"].to_numpy(np.float64), "circle"
+        centres = np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()]).astype(np.float64)
+        diameters = 2.0 * pd.to_numeric(shapes["radius"], errors="coerce").to_numpy(np.float64)
+        bad = ~(np.isfinite(diameters) & (diameters > 0))
+        if bad.any():
+            raise ValueError(f"shapes {shapes_key!r}: {int(bad.sum())} circle(s) have a radius that is not a "
+                             f"positive number (e.g. {shapes['radius'].iloc[int(np.argmax(bad))]} at "
+                             f"{str(shapes.index[int(np.argmax(bad))])!r}).")
+        return _finite_centres(centres, shapes, shapes_key), diameters, "circle"
     if kinds <= {"Polygon", "MultiPolygon"}:
         c = geom.centroid
-        centres = np.column_stack([c.x.to_numpy(), c.y.to_numpy()]).astype(np.float64)
+        centres = _finite_centres(np.column_stack([c.x.to_numpy(), c.y.to_numpy()]).astype(np.float64), shapes,
+                                  shapes_key)
         area = geom.area.to_numpy(np.float64)
         side = geom.length.to_numpy(np.float64) / 4.0
         import shapely
@@ -108,3 +116,11 @@ def shape_geometry(shapes, shapes_key: str) -> tuple[np.ndarray, np.ndarray, str
             return centres, side, "square"
         return centres, 2.0 * np.sqrt(area / np.pi), "polygon"
     raise ValueError(f"shapes {shapes_key!r} hold {sorted(kinds)} geometries; spots must be circles or polygons.")
+
+
+def _finite_centres(centres: np.ndarray, shapes, shapes_key: str) -> np.ndarray:
+    bad = ~np.isfinite(centres).all(axis=1)
+    if bad.any():
+        raise ValueError(f"shapes {shapes_key!r}: {int(bad.sum())} shape(s) have NaN or infinite coordinates "
+                         f"(e.g. {str(shapes.index[int(np.argmax(bad))])!r}), or are empty.")
+    return centres

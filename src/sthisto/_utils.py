@@ -16,6 +16,7 @@ from typing import Any
 from anndata import AnnData
 
 from ._logging import logger
+from ._validate import key_name
 
 _ATTRS = ("obs", "var", "obsm", "varm", "obsp", "varp", "uns", "layers")
 _MISSING = object()
@@ -85,6 +86,7 @@ class Outputs:
         """Stage ``data`` for ``adata.<attr>[key]`` (a column for ``obs``/``var``)."""
         if attr not in _ATTRS:
             raise ValueError(f"attr must be one of {_ATTRS}, got {attr!r}")
+        key_name(key, f"the key of adata.{attr}")
         self._items.append((attr, key, data))
 
     def write(self, adata: AnnData) -> None:

@@ -86,18 +86,87 @@ def one_of(value: Any, name: str, choices: Sequence[Any], *, fix: str | None = N
     return value
 
 
+def key_name(value: Any, name: str = "key_added", *, what: str = "an AnnData key") -> str:
+    """Return ``value``, raising unless it is a non-empty string (an AnnData key, a column, a label)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name} must be a non-empty string ({what}), got {value!r}.")
+    return value
+
+
+def flag(value: Any, name: str) -> bool:
+    """Return ``value`` as a ``bool``, raising unless it is ``True`` or ``False`` (numpy booleans too).
+
+    ``symmetric="no"`` is truthy: taking it as ``True`` would do the opposite of what was meant.
+    """
+    if type(value).__name__ not in ("bool", "bool_"):
+        raise InputError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def name_list(value: Any, name: str, *, allow_empty: bool = True) -> tuple[str, ...]:
+    """Return ``value`` as a tuple of strings; one string is one name, not its characters.
+
+    ``evidence_exclude="IEA"`` means ``("IEA",)``: iterating the string would give ``("I", "E", "A")``.
+    """
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise InputError(f"{name} must be a name or a list of names, got {value!r}.") from None
+    bad = [v for v in items if not isinstance(v, str)]
+    if bad:
+        raise InputError(f"{name} must hold names (strings), got {bad[0]!r} in {list(items)!r}.")
+    if not items and not allow_empty:
+        raise InputError(f"{name} is empty: give at least one name.")
+    return items
+
+
+def affordable(n_bytes: float, what: str, *, fix: str | None = None) -> None:
+    """Raise when ``what`` would need more memory than this machine has in total.
+
+    A huge argument (``patch_px=10**6``, ``dim=10**9``) then ends in an error naming it,
+    not in a ``MemoryError`` from deep inside numpy (or the machine swapping).
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system: no limit known
+        return
+    if n_bytes > total:
+        raise InputError(f"{what} would need {n_bytes / 2**30:.3g} GiB of memory, more than this machine "
+                         f"has ({total / 2**30:.3g} GiB).{_fix(fix)}")
+
+
+def _path(path: Any, what: str) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__} {path!r}.")
+    return Path(path).expanduser()
+
+
 def existing_file(path: Any, what: str) -> Path:
     """Return ``path`` as a :class:`~pathlib.Path`, raising unless it is an existing file.
 
     Raises ``TypeError`` for something that is not a path, ``IsADirectoryError`` for a
     folder and ``FileNotFoundError`` for a missing file, each naming ``what``.
     """
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(path).__name__}.")
-    path = Path(path).expanduser()
+    path = _path(path, what)
     if path.is_dir():
         raise IsADirectoryError(f"{what} {path} is a folder; pass the file itself.")
     if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
+def existing_folder(path: Any, what: str) -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path`, raising unless it is an existing folder.
+
+    Raises ``TypeError`` for something that is not a path, ``NotADirectoryError`` for a
+    file and ``FileNotFoundError`` for a missing folder, each naming ``what``.
+    """
+    path = _path(path, what)
+    if path.is_file():
+        raise NotADirectoryError(f"{what} {path} is a file; pass the folder.")
+    if not path.is_dir():
         raise FileNotFoundError(f"{what} not found: {path}")
     return path
 
@@ -166,6 +235,29 @@ def require_key(mapping: Mapping, key: str, where: str, producer: str) -> None:
         raise KeyError(f"adata.{where}[{key!r}] is missing: run `{producer}` first.")
 
 
+def anndata(value: Any, name: str = "adata") -> AnnData:
+    """Return ``value``, raising a ``TypeError`` unless it is an AnnData object."""
+    from anndata import AnnData
+
+    if not isinstance(value, AnnData):
+        raise TypeError(f"{name} must be an AnnData object, got {type(value).__name__}.")
+    return value
+
+
+def has_spots(adata: AnnData, *, where: str = "adata") -> None:
+    """Raise when ``adata`` has no spots (an empty selection such as ``adata[mask]`` with no match)."""
+    if adata.n_obs == 0:
+        raise InputError(f"{where} has no spots (n_obs = 0); check the selection that made it.")
+
+
+def unique_obs_names(adata: AnnData, *, where: str = "adata") -> None:
+    """Raise when ``obs_names`` are not unique (a step that names spots needs unique names)."""
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()[:5].tolist()
+        raise InputError(f"{where}.obs_names are not unique (e.g. {dup}); spots are named by them. To fix: "
+                         "call adata.obs_names_make_unique().")
+
+
 def unique_var_names(adata: AnnData) -> None:
     """Raise when ``var_names`` are not unique (gene-level steps need unique symbols)."""
     if not adata.var_names.is_unique:
@@ -217,6 +309,8 @@ def counts_matrix(x, *, where: str = "adata.X", integer: bool = False, nonzero: 
     import numpy as np
     import scipy.sparse as sp
 
+    if nonzero and 0 in getattr(x, "shape", (1,)):
+        raise InputError(f"{where} is empty (shape {tuple(x.shape)}): no spots or no genes.{_fix(fix)}")
     if sp.issparse(x):
         x = x if x.format in ("csr", "csc", "coo") else x.tocsr()
         values = x.data

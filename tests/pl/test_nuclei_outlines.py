@@ -53,7 +53,7 @@ def test_plot_errors(synthetic_adata):
     st.pp.segment_nuclei(synthetic_adata)
     with pytest.raises(KeyError, match="obs_names"):
         st.pl.nuclei_outlines(synthetic_adata, spot="nope")
-    with pytest.raises(IndexError):
+    with pytest.raises(ValueError, match="out of range"):
         st.pl.nuclei_outlines(synthetic_adata, spot=10_000)
 
 

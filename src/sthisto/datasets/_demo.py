@@ -9,6 +9,7 @@ from pathlib import Path
 from anndata import AnnData
 
 from sthisto import _constants as K
+from sthisto._validate import name_list
 
 DEMO_SECTIONS = ("C2", "C3", "C4")
 
@@ -34,7 +35,7 @@ def her2st_demo(sections: tuple[str, ...] | list[str] = DEMO_SECTIONS) -> list[A
     """
     from sthisto.read import legacy_st
 
-    sections = [sections] if isinstance(sections, str) else list(sections)
+    sections = list(name_list(sections, "sections", allow_empty=False))
     unknown = set(sections) - set(DEMO_SECTIONS)
     if unknown:
         raise ValueError(f"unknown demo sections {sorted(unknown)}; choose from {DEMO_SECTIONS}")

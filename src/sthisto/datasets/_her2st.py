@@ -7,13 +7,15 @@ from pathlib import Path
 
 from anndata import AnnData
 
+from sthisto._validate import flag
+
 from ._fetch import dataset_entry, fetch
 
 
 def her2st_sections(*, with_image: bool = False) -> list[str]:
     """Names of the HER2ST sections in the registry (only those with an image if asked)."""
     files = dataset_entry("her2st")["files"]
-    kind = "image.jpg" if with_image else "counts.tsv.gz"
+    kind = "image.jpg" if flag(with_image, "with_image") else "counts.tsv.gz"
     return sorted({k.split("/")[0] for k in files if k.endswith(kind)})
 
 

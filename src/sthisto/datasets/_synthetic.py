@@ -17,7 +17,7 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._image import downsample
-from sthisto._validate import integer, number, one_of
+from sthisto._validate import affordable, integer, number, one_of
 
 _LIBRARY_ID = "synthetic"
 _N_PROGRAMS = 3  # density, size, eosin
@@ -210,6 +210,9 @@ def synthetic(
     rng = np.random.default_rng(seed)
     tissue = np.random.default_rng(20240601 + n_genes)  # gene programs: same for all seeds
     pitch = spot_pitch_um / microns_per_pixel
+    side = (1.1 * np.sqrt(n_spots) + 3) * pitch  # image side in pixels, rendered in float64 RGB
+    affordable(48.0 * side**2 + 24.0 * n_spots * n_genes, f"a synthetic section of {n_spots} spots × {n_genes} "
+               f"genes ({side:.0f} px a side)", fix="lower n_spots / n_genes or raise microns_per_pixel")
     xy, array_pos = make_grid(n_spots, pitch, margin=pitch)
     shape = (int(xy[:, 1].max() + pitch), int(xy[:, 0].max() + pitch))
     step = 8.0

@@ -27,8 +27,8 @@ from sthisto import _constants as K
 from sthisto._image import fullres_image, microns_per_pixel, spatial_entry, spot_diameter_px
 from sthisto._logging import logger
 from sthisto._spatialdata import require_spatialdata
+from sthisto._validate import has_spots, name_list, spatial_coords
 from sthisto._validate import library_id as _library_id
-from sthisto._validate import spatial_coords
 
 REGION_KEY = "region"
 INSTANCE_KEY = "instance_id"
@@ -81,7 +81,7 @@ def _base_elements(adata: AnnData, lib: str, counts_key: str) -> dict:
 
 def _feature_blocks(adata: AnnData, features: Sequence[str] | None) -> dict[str, np.ndarray]:
     keys = [k for k in adata.obsm if k.startswith("sthisto_")] if features is None else [
-        K.MODALITY_KEYS.get(f, f) for f in features]
+        K.MODALITY_KEYS.get(f, f) for f in name_list(features, "features")]
     out = {}
     for key in keys:
         if key not in adata.obsm:
@@ -120,11 +120,10 @@ def _nuclei_elements(adata: AnnData, lib: str, nuclei_key: str, transformations:
     from spatialdata.models import Labels2DModel, ShapesModel, TableModel
 
     from sthisto.pp.nuclei import to_microns
+    from sthisto.pp.nuclei._stored import nuclei_pixel_size, read_label_image, stored_nuclei
 
-    entry = adata.uns[nuclei_key]
-    table = entry["nuclei"]
-    params = entry.get("params", {})
-    mpp = float(params.get("microns_per_pixel", microns_per_pixel(adata, lib)))
+    table, params = stored_nuclei(adata, nuclei_key, columns=("id", "x", "y", "area"), allow_empty=True)
+    mpp = nuclei_pixel_size(adata, nuclei_key, params, lib)
     ids = table["id"].to_numpy(np.int64)
     radius = np.sqrt(np.maximum(table["area"].to_numpy(np.float64), 1.0) / np.pi)
     shapes_name = f"{lib}_nuclei"
@@ -142,7 +141,8 @@ def _nuclei_elements(adata: AnnData, lib: str, nuclei_key: str, transformations:
     if labels_path:
         import dask.array as da
 
-        labels = np.load(labels_path, mmap_mode="r")
+        image = fullres_image(adata, lib)
+        labels = read_label_image(labels_path, None if image is None else image.shape)
         out[f"{lib}_nuclei_labels"] = Labels2DModel.parse(
             da.from_array(labels, chunks=(2048, 2048)), dims=("y", "x"), transformations=transformations)
     return out
@@ -193,6 +193,7 @@ def to_spatialdata(
 
     if not isinstance(adata, AnnData):
         raise TypeError(f"expected an AnnData, got {type(adata).__name__}")
+    has_spots(adata)
     lib = _library_id(adata, library_id)
     meta = spatial_entry(adata, lib).get("metadata", {})
     from_sdata = meta.get("platform") == "spatialdata"

@@ -13,6 +13,8 @@ from sthisto._expression import gene_indices, targets
 from sthisto.tl._evaluate import _predictions, _resolve_genes
 from sthisto.tl._metrics import gene_gene_corr, ggc_arrays
 
+from ._axes import axes_arg
+
 
 def _gene_correlation_data(
     adata: AnnData,
@@ -100,13 +102,11 @@ def gene_correlation(
     """
     import matplotlib.pyplot as plt
 
+    axes = axes_arg(ax, 2, "observed, predicted")
     data = _gene_correlation_data(adata, genes, pred_key=pred_key, layer=layer, cluster=cluster)
-    if ax is None:
+    if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
     else:
-        axes = np.ravel(np.asarray(ax, dtype=object))
-        if axes.size != 2:
-            raise ValueError(f"ax must hold 2 axes (observed, predicted), got {axes.size}")
         fig = axes[0].figure
     n = len(data["genes"])
     labels = n <= 40 if show_labels is None else show_labels

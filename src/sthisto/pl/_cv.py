@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sthisto._validate import key_name, name_list
+
+from ._axes import one_axis
+
 
 def _cv_summary_data(
     df: pd.DataFrame,
@@ -25,16 +29,20 @@ def _cv_summary_data(
     the mean predictor's undefined PCC) and ``label`` (the protocol's description).
     """
     need = {"method", "gene_set", "protocol", "metric", "value"}
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be the DataFrame returned by sthisto.tl.cross_validate, got {type(df).__name__}.")
     if not need <= set(df.columns):
         raise ValueError(f"df must be the output of sthisto.tl.cross_validate (columns {sorted(need)}).")
+    metric = key_name(metric, "metric", what="a metric name such as 'pcc'")
+    protocol = key_name(protocol, "protocol", what="a protocol name such as 'paper'")
     sub = df[(df["protocol"] == protocol) & (df["metric"] == metric)]
     if sub.empty:
         raise ValueError(
             f"no rows with protocol={protocol!r} and metric={metric!r}; available protocols "
             f"{sorted(df['protocol'].unique())}, metrics {sorted(df['metric'].unique())}."
         )
-    methods = list(dict.fromkeys(sub["method"])) if methods is None else list(methods)
-    gene_sets = list(dict.fromkeys(sub["gene_set"])) if gene_sets is None else list(gene_sets)
+    methods = _subset(sub["method"], methods, "methods")
+    gene_sets = _subset(sub["gene_set"], gene_sets, "gene_sets")
     values, n_undefined = {}, {}
     for gs in gene_sets:
         for m in methods:
@@ -44,6 +52,18 @@ def _cv_summary_data(
     label = df.attrs.get("protocols", {}).get(protocol, protocol)
     return {"methods": methods, "gene_sets": gene_sets, "values": values,
             "n_undefined": n_undefined, "label": label, "metric": metric, "protocol": protocol}
+
+
+def _subset(column: pd.Series, chosen: Sequence[str] | None, name: str) -> list[str]:
+    """Return the values of ``column`` in first-seen order, or ``chosen`` checked against them."""
+    available = list(dict.fromkeys(column))
+    if chosen is None:
+        return available
+    chosen = list(name_list(chosen, name, allow_empty=False))
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise ValueError(f"{name} {unknown} are not in df (for this protocol and metric: {available}).")
+    return chosen
 
 
 def cv_summary(
@@ -83,6 +103,7 @@ def cv_summary(
     """
     import matplotlib.pyplot as plt
 
+    ax = one_axis(ax, "the box plot")
     data = _cv_summary_data(df, metric=metric, protocol=protocol, methods=methods, gene_sets=gene_sets)
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ._axes import one_axis
+
 _LOSSES = ("loss", "gene", "ranking", "recon")
 
 
@@ -89,6 +91,7 @@ def training_history(model, *, run: str | None = None, ax=None, log_scale: bool 
     """
     import matplotlib.pyplot as plt
 
+    ax = one_axis(ax, "the losses")
     data = history_frame(model, run)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))

@@ -6,9 +6,13 @@ import numpy as np
 from anndata import AnnData
 
 from sthisto import _constants as K
-from sthisto._image import image_and_scale, spot_diameter_px
+from sthisto._errors import InputError
+from sthisto._image import image_and_scale, image_source, read_region, spot_diameter_px
 from sthisto._logging import logger
-from sthisto._validate import require_key, spatial_coords
+from sthisto._validate import anndata, number, spatial_coords
+from sthisto.pp.nuclei._stored import read_label_image, stored_nuclei
+
+from ._axes import one_axis
 
 
 def nuclei_region(
@@ -32,18 +36,20 @@ def nuclei_region(
     (``y0, x0, y1, x1`` full-res pixels), ``centroids`` (x, y within the crop, nuclei of the
     table whose centroid is in the crop), ``spot_xy`` (in the crop), ``radius`` and ``spot``.
     """
-    require_key(adata.uns, nuclei_key, "uns", "sthisto.pp.segment_nuclei")
-    entry = adata.uns[nuclei_key]
-    table, params = entry["nuclei"], dict(entry.get("params", {}))
+    anndata(adata)
+    margin = number(margin, "margin", minimum=0, fix="give the context around the spot as a fraction of its radius")
+    table, params = stored_nuclei(adata, nuclei_key, allow_empty=True)
     lib = params.get("library_id")
     xy = spatial_coords(adata, spatial_key)
     if spot is None:  # the spot with the most nuclei
         counts = table["spot"].value_counts() if "spot" in table else None
         counts = counts[counts.index != ""] if counts is not None else None
         spot = counts.index[0] if counts is not None and len(counts) else adata.obs_names[0]
+    if isinstance(spot, bool | np.bool_) or not isinstance(spot, str | int | np.integer):
+        raise TypeError(f"spot must be an obs name or an integer position, got {type(spot).__name__}.")
     if isinstance(spot, int | np.integer):
         if not 0 <= spot < adata.n_obs:
-            raise IndexError(f"spot index {spot} out of range for {adata.n_obs} spots")
+            raise InputError(f"spot index {spot} is out of range for {adata.n_obs} spots (0 to {adata.n_obs - 1}).")
         pos = int(spot)
     else:
         if spot not in adata.obs_names:
@@ -58,16 +64,17 @@ def nuclei_region(
     y1, x1 = min(h, int(np.ceil(cy + half))), min(w, int(np.ceil(cx + half)))
     if y1 <= y0 or x1 <= x0:
         raise ValueError(f"spot {adata.obs_names[pos]!r} lies outside the image")
-    crop = np.asarray(image[y0:y1, x0:x1])[..., :3]
+    source = image_source(adata, lib)
+    crop = read_region(image, np.s_[y0:y1, x0:x1], source=source)[..., :3]
     labels = None
     if params.get("labels_path"):
-        labels = np.asarray(np.load(params["labels_path"], mmap_mode="r")[y0:y1, x0:x1])
+        labels = np.asarray(read_label_image(params["labels_path"], image.shape)[y0:y1, x0:x1])
     elif params.get("method") == "watershed":
         from sthisto.pp.nuclei import WatershedParams, crop_window, segment_tile
 
         wy0, wx0, wy1, wx1 = crop_window((y0, x0, y1, x1), int(params["overlap"]), (h, w))
         big = segment_tile(
-            np.asarray(image[wy0:wy1, wx0:wx1])[..., :3],
+            read_region(image, np.s_[wy0:wy1, wx0:wx1], source=source)[..., :3],
             microns_per_pixel=params["microns_per_pixel"], threshold=params.get("threshold"),
             params=WatershedParams.from_params(params),
         )
@@ -128,6 +135,7 @@ def nuclei_outlines(
     from matplotlib.colors import to_rgba
     from matplotlib.patches import Circle
 
+    ax = one_axis(ax, "the H&E crop")
     data = nuclei_region(adata, spot, nuclei_key=nuclei_key, spatial_key=spatial_key, margin=margin)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 5))

@@ -14,9 +14,11 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._expression import gene_indices, targets
 from sthisto._image import scalefactors, spatial_entry
-from sthisto._validate import spatial_coords
+from sthisto._validate import name_list, number, spatial_coords
 from sthisto.tl._evaluate import _predictions
 from sthisto.tl._metrics import pearson_columns
+
+from ._axes import axes_arg
 
 
 def _spatial_pred_data(
@@ -36,7 +38,7 @@ def _spatial_pred_data(
     with ``gene``, ``observed``, ``predicted``, ``vmin``, ``vmax`` (shared by both panels)
     and ``pcc``.
     """
-    genes = [genes] if isinstance(genes, str) else list(genes)
+    genes = list(name_list(genes, "genes"))
     if not genes:
         raise ValueError("genes is empty: name at least one gene to plot.")
     pred = _predictions(adata, pred_key)
@@ -45,7 +47,8 @@ def _spatial_pred_data(
     predicted = pred[:, idx]
     missing = [g for g, col in zip(genes, predicted.T, strict=True) if np.isnan(col).all()]
     if missing:
-        raise ValueError(f"no prediction for {missing} in adata.layers[{pred_key!r}]; the model did not predict them.")
+        raise ValueError(f"no prediction for {missing} in adata.layers[{pred_key!r}]; the model did not predict them "
+                         "(run sthisto.tl.predict with a model fitted on these genes: sthisto.tl.fit(genes=...)).")
     xy_full = spatial_coords(adata, spatial_key)
     image, scale = None, 1.0
     sf: dict = {}
@@ -132,17 +135,16 @@ def spatial_pred(
     from matplotlib.collections import EllipseCollection
     from matplotlib.colors import Normalize
 
+    spot_alpha = number(spot_alpha, "spot_alpha", minimum=0, maximum=1)
     data = _spatial_pred_data(adata, genes, pred_key=pred_key, layer=layer, library_id=library_id,
                               img_key=img_key, spatial_key=spatial_key)
     n = len(data["genes"])
-    if ax is None:
+    axes = axes_arg(ax, 2 * n, "observed, predicted per gene")
+    if axes is None:
         fig, axes = plt.subplots(n, 2, figsize=figsize or (8, 3.6 * n), squeeze=False,
                                  layout="constrained")
         axes = axes.ravel()
     else:
-        axes = np.ravel(np.asarray(ax, dtype=object))
-        if axes.size != 2 * n:
-            raise ValueError(f"ax must hold {2 * n} axes (observed, predicted per gene), got {axes.size}")
         fig = axes[0].figure
     x0, x1, y1, y0 = data["extent"]
     d = data["diameter"]

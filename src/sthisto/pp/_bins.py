@@ -17,11 +17,21 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._image import microns_per_pixel as _microns_per_pixel
+from sthisto._errors import InputError
+from sthisto._image import fullres_image
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, save_data
+from sthisto._utils import Outputs, copy_or_self, detach
+from sthisto._validate import (
+    affordable,
+    anndata,
+    has_spots,
+    integer,
+    key_name,
+    number,
+    raw_counts,
+    spatial_coords,
+)
 from sthisto._validate import library_id as _library_id
-from sthisto._validate import require_key, spatial_coords
 from sthisto.pp.nuclei import (
     MORPHOLOGY_COLUMNS,
     TOPOLOGY_COLUMNS,
@@ -29,6 +39,14 @@ from sthisto.pp.nuclei import (
     pool_spots,
     to_microns,
 )
+from sthisto.pp.nuclei._stored import (
+    nuclei_pixel_size,
+    nuclei_to_pool,
+    read_label_image,
+    stored_nuclei,
+)
+
+from ._graph import lattice_indices
 
 ROW_KEY, COL_KEY = "array_row", "array_col"
 
@@ -100,11 +118,7 @@ def bin_membership(points: np.ndarray, rows: np.ndarray, cols: np.ndarray, latti
 
 
 def _lattice_of(adata: AnnData, spatial_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    for key in (ROW_KEY, COL_KEY):
-        if key not in adata.obs:
-            raise KeyError(f"adata.obs[{key!r}] (bin lattice index) is missing: read Visium HD bins with "
-                           "sthisto.read.visium_hd or sthisto.read.spatialdata (spatialdata-io tables keep it).")
-    rows, cols = adata.obs[ROW_KEY].to_numpy(np.int64), adata.obs[COL_KEY].to_numpy(np.int64)
+    rows, cols = lattice_indices(adata, ROW_KEY, COL_KEY)
     return rows, cols, fit_lattice(rows, cols, spatial_coords(adata, spatial_key))
 
 
@@ -157,18 +171,20 @@ def bin_nuclei_features(
     indexed by ``obs_names``, columns as :func:`sthisto.pp.nuclei_features`) and
     ``uns[nuclei_key]['features_params']``.
     """
-    if int(context) != context or context < 0:
-        raise ValueError(f"context must be a non-negative integer number of bins, got {context!r}")
+    context = integer(context, "context", minimum=0, fix="give the number of neighbouring bins pooled on each side")
     adata = copy_or_self(adata, copy)
-    require_key(adata.uns, nuclei_key, "uns", "sthisto.pp.segment_nuclei")
-    entry = adata.uns[nuclei_key]
-    table = entry["nuclei"]
-    lib = _library_id(adata, library_id if library_id is not None else entry.get("params", {}).get("library_id"))
-    mpp = float(entry.get("params", {}).get("microns_per_pixel", _microns_per_pixel(adata, lib)))
+    morphology_key, topology_key = key_name(morphology_key, "morphology_key"), key_name(topology_key, "topology_key")
+    table, params, lib, mpp = nuclei_to_pool(adata, nuclei_key, library_id)
     rows, cols, lattice = _lattice_of(adata, spatial_key)
+    span = int(max(np.ptp(rows), np.ptp(cols)))
+    if context > span:
+        raise InputError(f"context={context} bins reaches beyond the whole lattice ({span + 1} bins across); "
+                         "give a context of a few bins.")
+    affordable(16.0 * len(table) * (2 * context + 1) ** 2, f"pooling {len(table)} nuclei over "
+               f"{2 * context + 1}×{2 * context + 1} bins (context={context})", fix="lower context")
     bin_xy = spatial_coords(adata, spatial_key)
     centroids = table[["x", "y"]].to_numpy(np.float64)
-    point_idx, bin_idx = bin_membership(centroids, rows, cols, lattice, context=int(context))
+    point_idx, bin_idx = bin_membership(centroids, rows, cols, lattice, context=context)
 
     morph = to_microns(table, mpp)
     theta = table["orientation"].to_numpy(np.float64)
@@ -186,11 +202,13 @@ def bin_nuclei_features(
     if empty.any():
         logger.info("%d of %d bins hold no nucleus centroid (context %d); filled with the section mean",
                     int(empty.sum()), adata.n_obs, context)
-    save_data(adata, attr="obsm", key=morphology_key, data=m_bin.fillna(m_bin.mean()).fillna(0.0))
-    save_data(adata, attr="obsm", key=topology_key, data=t_bin.fillna(t_bin.mean()).fillna(0.0))
-    entry["features_params"] = {"pooling": "square bins", "context": int(context), "microns_per_pixel": mpp,
-                                "bin_pitch_px": float(np.sqrt(abs(np.linalg.det(lattice[:2, :2])))),
-                                "n_empty_spots": int(empty.sum())}
+    out = Outputs()
+    out.add("obsm", morphology_key, m_bin.fillna(m_bin.mean()).fillna(0.0))
+    out.add("obsm", topology_key, t_bin.fillna(t_bin.mean()).fillna(0.0))
+    out.add("uns", nuclei_key, {**adata.uns[nuclei_key], "features_params": {
+        "pooling": "square bins", "context": context, "microns_per_pixel": mpp,
+        "bin_pitch_px": float(np.sqrt(abs(np.linalg.det(lattice[:2, :2])))), "n_empty_spots": int(empty.sum())}})
+    out.write(adata)
     return adata if copy else None
 
 
@@ -231,15 +249,19 @@ def bins_to_nuclei(
     """
     from scipy.spatial import cKDTree
 
-    require_key(adata.uns, nuclei_key, "uns", "sthisto.pp.segment_nuclei")
-    entry = adata.uns[nuclei_key]
-    table, params = entry["nuclei"], entry.get("params", {})
+    has_spots(anndata(adata))
+    table, params = stored_nuclei(adata, nuclei_key, columns=("id", "x", "y", "area", "orientation"))
     lib = _library_id(adata, library_id if library_id is not None else params.get("library_id"))
-    mpp = float(params.get("microns_per_pixel", _microns_per_pixel(adata, lib)))
+    mpp = nuclei_pixel_size(adata, nuclei_key, params, lib)
+    if max_distance_um is not None:
+        max_distance_um = number(max_distance_um, "max_distance_um", positive=True,
+                                 fix="give a distance in µm, or None for each nucleus' own radius")
+    raw_counts(adata, where="adata")  # summed per nucleus: normalised values would not add up
     xy = spatial_coords(adata, spatial_key)
     ids = table["id"].to_numpy(np.int64)
     if params.get("labels_path"):
-        labels = np.load(params["labels_path"], mmap_mode="r")
+        image = fullres_image(adata, lib)
+        labels = read_label_image(params["labels_path"], None if image is None else image.shape)
         r = np.clip(np.floor(xy[:, 1] + 0.5).astype(np.int64), 0, labels.shape[0] - 1)
         c = np.clip(np.floor(xy[:, 0] + 0.5).astype(np.int64), 0, labels.shape[1] - 1)
         label = np.asarray(labels[r, c]).astype(np.int64)
@@ -248,7 +270,7 @@ def bins_to_nuclei(
     else:
         radius = np.sqrt(table["area"].to_numpy(np.float64) / np.pi)
         dist, nearest = cKDTree(table[["x", "y"]].to_numpy(np.float64)).query(xy, k=1)
-        limit = radius[nearest] if max_distance_um is None else float(max_distance_um) / mpp
+        limit = radius[nearest] if max_distance_um is None else max_distance_um / mpp
         owner = np.where(dist <= limit, nearest, -1)
     hit = owner >= 0
     member = sp.csr_matrix((np.ones(int(hit.sum())), (owner[hit], np.flatnonzero(hit))), shape=(len(ids), adata.n_obs))
@@ -262,7 +284,7 @@ def bins_to_nuclei(
     out.obsm[K.SPATIAL_KEY] = kept[["x", "y"]].to_numpy(np.float64)
     out.obsm[K.MORPHOLOGY] = to_microns(kept, mpp).set_index(names)
     out.obsm[K.TOPOLOGY] = delaunay_features(table[["x", "y"]].to_numpy(np.float64), mpp).iloc[keep].set_index(names)
-    spatial = {k: dict(v) for k, v in adata.uns[K.SPATIAL_UNS].items()}
+    spatial = detach(adata.uns[K.SPATIAL_UNS])  # the new AnnData shares nothing with its input
     spatial[lib]["scalefactors"] = {**spatial[lib]["scalefactors"],
                                     K.SPOT_DIAMETER: float(2 * np.median(np.sqrt(kept["area"] / np.pi)))}
     out.uns[K.SPATIAL_UNS] = spatial

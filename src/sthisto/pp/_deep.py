@@ -20,6 +20,8 @@ from torch import nn
 
 from sthisto._logging import logger
 
+from ._weights import apply_state_dict, load_state_dict_file
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -146,34 +148,6 @@ class ResolvedModel:
     module: nn.Module | None = field(default=None, repr=False)
 
 
-def _load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    if Path(path).suffix == ".safetensors":  # timm / Hugging Face weights
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not hold a state dict (got {type(obj).__name__}).")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
-def _apply_state_dict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    own = module.state_dict()
-    # a classification head that the feature extractor does not use is dropped
-    extra = [k for k in state if k not in own and k.split(".")[0] in ("fc", "head", "classifier")]
-    state = {k: v for k, v in state.items() if k not in extra}
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k.split(".")[0] not in ("fc", "head", "classifier")]
-    if missing or unexpected:
-        raise ValueError(
-            f"weights from {source} do not fit the model: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]} (of {len(missing)}/{len(unexpected)})."
-        )
-
-
 def _seeded(builder: Callable[[], nn.Module], seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -200,13 +174,17 @@ def resolve_model(model: Any, weights: Any, *, seed: int) -> ResolvedModel:
     ``nn.Module``, or a callable batch → features. ``weights``: ``"default"``, a path to a
     state dict, or ``None`` (seeded random initialisation).
     """
-    if weights is not None and weights != "default" and not Path(weights).is_file():
-        raise FileNotFoundError(
-            f"weights={weights!r} is neither 'default', None, nor an existing state-dict file."
-        )
+    if weights is not None and not (isinstance(weights, str) and weights == "default"):
+        if not isinstance(weights, str | os.PathLike):
+            raise TypeError(f"weights must be 'default', None or a path to a state-dict file, got "
+                            f"{type(weights).__name__}.")
+        if not Path(weights).expanduser().is_file():
+            raise FileNotFoundError(
+                f"weights={os.fspath(weights)!r} is neither 'default', None, nor an existing state-dict file."
+            )
     if isinstance(model, nn.Module):
         if weights not in (None, "default"):
-            _apply_state_dict(model, _load_state_dict_file(weights), str(weights))
+            apply_state_dict(model, load_state_dict_file(weights), f"in file {weights}", type(model).__name__)
         return ResolvedModel(model, type(model).__name__, _weights_label(weights) if weights else "module", module=model)
     if isinstance(model, str | os.PathLike) and _is_path(model):
         return resolve_model(_load_module_file(model), weights, seed=seed)
@@ -235,14 +213,19 @@ def resolve_model(model: Any, weights: Any, *, seed: int) -> ResolvedModel:
 
 
 def _load_module_file(path: str | os.PathLike) -> nn.Module:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
+    import pickle
+
+    from sthisto._errors import DEPENDENCY_ERRORS, reading
+    from sthisto._validate import existing_file
+
+    path = existing_file(path, "model file")
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError):
         pass
-    obj = torch.load(path, map_location="cpu", weights_only=False)  # a pickled nn.Module
+    with reading(path, "model file", expected="a TorchScript module (torch.jit.save) or a module saved with "
+                 "torch.save(module)", errors=(*DEPENDENCY_ERRORS, RuntimeError, pickle.UnpicklingError)):
+        obj = torch.load(path, map_location="cpu", weights_only=False)  # a pickled nn.Module, as documented
     if not isinstance(obj, nn.Module):
         raise ValueError(
             f"{path} holds a {type(obj).__name__}, not a module; pass a state dict as weights= "
@@ -257,9 +240,9 @@ def _builtin(name: str, weights: Any, seed: int) -> ResolvedModel:
         state = torch.hub.load_state_dict_from_url(
             WEIGHT_URLS[name], map_location="cpu", progress=False, check_hash=True
         )
-        _apply_state_dict(module, state, WEIGHT_URLS[name])
+        apply_state_dict(module, state, f"downloaded from {WEIGHT_URLS[name]}", name)
     elif weights is not None:
-        _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
+        apply_state_dict(module, load_state_dict_file(weights), f"in file {weights}", name)
     else:
         _warn_random(name, seed)
     module.fc = nn.Identity()
@@ -289,7 +272,7 @@ def _torchvision(name: str, weights: Any, seed: int) -> ResolvedModel:
 
     module = _seeded(lambda: models.get_model(name, weights="DEFAULT" if weights == "default" else None), seed)
     if weights not in (None, "default"):
-        _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
+        apply_state_dict(module, load_state_dict_file(weights), f"in file {weights}", name)
     elif weights is None:
         _warn_random(name, seed)
     for head in ("fc", "classifier", "heads", "head"):
@@ -319,7 +302,7 @@ def _timm(name: str, weights: Any, seed: int) -> ResolvedModel:
                       "accept the licence on the hub, log in (HF_TOKEN), or pre-download them into the "
                       "Hugging Face cache and set HF_HUB_OFFLINE=1.") from err
     if weights not in (None, "default"):
-        _apply_state_dict(module, _load_state_dict_file(weights), str(weights))
+        apply_state_dict(module, load_state_dict_file(weights), f"in file {weights}", name)
     elif weights is None:
         _warn_random(name, seed)
     cfg = timm.data.resolve_data_config({}, model=module)

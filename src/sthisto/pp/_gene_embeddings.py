@@ -16,7 +16,15 @@ from sthisto._expression import log_normalized
 from sthisto._logging import logger
 from sthisto._settings import settings
 from sthisto._utils import Outputs, copy_or_self
-from sthisto._validate import integer, number, one_of, raw_counts, unique_var_names
+from sthisto._validate import (
+    affordable,
+    integer,
+    key_name,
+    number,
+    one_of,
+    raw_counts,
+    unique_var_names,
+)
 
 from ._word2vec import read_gene_vectors
 
@@ -145,6 +153,7 @@ def gene_embeddings(
       infinite values; ``path`` only), ``n_pairs`` (training only).
     """
     adata = copy_or_self(adata, copy)
+    key_added = key_name(key_added)
     unique_var_names(adata)
     one_of(method, "method", METHODS)
     seed = settings.resolve_seed(seed)
@@ -160,7 +169,9 @@ def gene_embeddings(
                                          (("dim", dim), ("window", window), ("epochs", epochs), ("negative", negative)))
         n_neighbors, max_pairs = integer(n_neighbors, "n_neighbors", minimum=0), integer(max_pairs, "max_pairs", minimum=0)
         min_corr = number(min_corr, "min_corr", maximum=1.0)
-        sections = [adata] if adatas is None else list(adatas)
+        affordable(16.0 * adata.n_vars * dim, f"{adata.n_vars} gene vectors of dim={dim}", fix="lower dim (Gene2Vec "
+                   "uses 200)")
+        sections = [adata] if adatas is None else [adatas] if isinstance(adatas, AnnData) else list(adatas)
         if not sections or not all(isinstance(a, AnnData) for a in sections):
             raise TypeError("adatas must be a non-empty sequence of AnnData sections")
         for i, a in enumerate(sections):

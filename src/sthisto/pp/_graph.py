@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
@@ -12,8 +13,16 @@ from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._errors import InputError
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, save_data
-from sthisto._validate import distinct_positions, integer, number, spatial_coords
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import (
+    distinct_positions,
+    flag,
+    integer,
+    key_name,
+    number,
+    one_of,
+    spatial_coords,
+)
 
 
 def knn_graph(
@@ -40,9 +49,10 @@ def knn_graph(
     """
     from sklearn.neighbors import NearestNeighbors
 
-    xy = np.asarray(xy)
+    xy = coordinates(xy, "xy")
     n = len(xy)
     n_neighs = integer(n_neighs, "n_neighs", minimum=1)
+    symmetric = flag(symmetric, "symmetric")
     distinct_positions(xy, np.arange(n), where="xy")
     if radius is None:
         if n <= n_neighs:
@@ -71,6 +81,40 @@ def knn_graph(
         conn = conn.maximum(conn.T).tocsr().astype(np.float32)
         dist = dist.maximum(dist.T).tocsr()
     return conn, dist
+
+
+def coordinates(xy, name: str) -> np.ndarray:
+    """Return ``xy`` as a finite float64 ``(n, 2)`` array, raising an error naming ``name``."""
+    try:
+        arr = np.asarray(xy, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be an (n, 2) array of x, y numbers, got {type(xy).__name__}.") from None
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise InputError(f"{name} must be an (n, 2) array of x, y coordinates, got shape {arr.shape}.")
+    if not np.isfinite(arr[:, :2]).all():
+        raise InputError(f"{name} holds {int((~np.isfinite(arr[:, :2])).any(axis=1).sum())} NaN or infinite "
+                         "coordinate(s).")
+    return arr[:, :2]
+
+
+def lattice_indices(adata: AnnData, row_key: str, col_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)`` int64 lattice indices of the bins from ``obs``, checked to be whole numbers."""
+    out = []
+    for key in (row_key, col_key):
+        if key not in adata.obs:
+            raise KeyError(f"adata.obs[{key!r}] (integer bin lattice index) is missing: read Visium HD bins with "
+                           "sthisto.read.visium_hd or sthisto.read.spatialdata (spatialdata-io tables keep it).")
+        values = pd.to_numeric(adata.obs[key], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            first = int(np.argmax(bad))
+            value = adata.obs[key].iloc[first]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            raise InputError(f"adata.obs[{key!r}] holds {int(bad.sum())} value(s) that are not whole numbers "
+                             f"(e.g. {shown} at {adata.obs_names[first]!r}); a bin lattice index is an integer "
+                             "row/column.")
+        out.append(values.astype(np.int64))
+    return out[0], out[1]
 
 
 def _check_radius(radius: float, degrees: list[int], xy: np.ndarray) -> None:
@@ -139,26 +183,30 @@ def spatial_graph(
     - ``uns['{{key_added}}_neighbors']`` — keys and parameters.
     """
     adata = copy_or_self(adata, copy)
+    key_added = key_name(key_added)
     xy = spatial_coords(adata, spatial_key)
     distinct_positions(xy, adata.obs_names, where=f"adata.obsm[{spatial_key!r}]")
     conn, dist = knn_graph(xy, n_neighs=n_neighs, radius=radius, symmetric=symmetric)
-    conn_key, dist_key = K.connectivities_key(key_added), K.distances_key(key_added)
-    save_data(adata, attr="obsp", key=conn_key, data=conn)
-    save_data(adata, attr="obsp", key=dist_key, data=dist)
     # squidpy's uns params (KNNBuilder / RadiusBuilder.uns_params)
     if radius is None:
-        params = {"coord_type": "generic", "n_neighbors": n_neighs, "transform": None}
+        params = {"coord_type": "generic", "n_neighbors": int(n_neighs), "transform": None}
     else:
-        params = {"coord_type": "generic", "radius": radius, "transform": None}
+        params = {"coord_type": "generic", "radius": float(radius), "transform": None}
     if symmetric:
         params["symmetric"] = True
-    save_data(
-        adata,
-        attr="uns",
-        key=f"{key_added}_neighbors",
-        data={"connectivities_key": conn_key, "distances_key": dist_key, "params": params},
-    )
+    _write_graph(adata, key_added, conn, dist, params)
     return adata if copy else None
+
+
+def _write_graph(adata: AnnData, key_added: str, conn, dist, params: dict) -> None:
+    """Write a spot graph as squidpy does: two ``obsp`` matrices and ``uns[f"{key_added}_neighbors"]``."""
+    conn_key, dist_key = K.connectivities_key(key_added), K.distances_key(key_added)
+    out = Outputs()
+    out.add("obsp", conn_key, conn)
+    out.add("obsp", dist_key, dist)
+    out.add("uns", f"{key_added}_neighbors", {"connectivities_key": conn_key, "distances_key": dist_key,
+                                              "params": params})
+    out.write(adata)
 
 
 def lattice_graph(
@@ -197,15 +245,14 @@ def lattice_graph(
     symmetric, no self loops), ``obsp['{{key_added}}_distances']`` and
     ``uns['{{key_added}}_neighbors']`` (keys and parameters).
     """
-    if n_neighs not in (4, 8):
-        raise ValueError(f"n_neighs must be 4 or 8 on a square lattice, got {n_neighs}")
+    n_neighs = one_of(n_neighs, "n_neighs", (4, 8), fix="4 links the edge neighbours of a square bin, 8 the "
+                      "corners too")
     adata = copy_or_self(adata, copy)
-    for key in (row_key, col_key):
-        if key not in adata.obs:
-            raise KeyError(f"adata.obs[{key!r}] (integer lattice index) is missing; Visium HD readers set "
-                           "array_row/array_col.")
-    rows, cols = adata.obs[row_key].to_numpy(np.int64), adata.obs[col_key].to_numpy(np.int64)
+    key_added = key_name(key_added)
+    rows, cols = lattice_indices(adata, row_key, col_key)
     xy = spatial_coords(adata, spatial_key)
+    if adata.n_obs < 2:
+        raise InputError(f"a lattice graph needs at least 2 bins, got {adata.n_obs}.")
     width = int(cols.max() - cols.min()) + 3
     keys = (rows - rows.min() + 1) * width + (cols - cols.min() + 1)
     if len(np.unique(keys)) != len(keys):
@@ -221,15 +268,15 @@ def lattice_graph(
     src, dst = np.concatenate(src), np.concatenate(dst)
     rows_e, cols_e = np.concatenate([src, dst]), np.concatenate([dst, src])
     d = np.hypot(*(xy[rows_e] - xy[cols_e]).T)
+    if not len(rows_e):
+        raise InputError(f"no two bins are neighbours on the lattice of obs[{row_key!r}]/obs[{col_key!r}] "
+                         f"({adata.n_obs} bins, none adjacent); a graph without edges gives a model no context. "
+                         "To fix: check the lattice indices, or use spatial_graph(radius=...).")
     n = adata.n_obs
     conn = sp.csr_matrix((np.ones(len(rows_e), np.float32), (rows_e, cols_e)), shape=(n, n))
     dist = sp.csr_matrix((d, (rows_e, cols_e)), shape=(n, n))
-    conn_key, dist_key = K.connectivities_key(key_added), K.distances_key(key_added)
-    save_data(adata, attr="obsp", key=conn_key, data=conn)
-    save_data(adata, attr="obsp", key=dist_key, data=dist)
-    save_data(adata, attr="uns", key=f"{key_added}_neighbors", data={
-        "connectivities_key": conn_key, "distances_key": dist_key,
-        "params": {"coord_type": "grid", "n_neighbors": n_neighs, "transform": None, "lattice": [row_key, col_key]}})
+    _write_graph(adata, key_added, conn, dist, {"coord_type": "grid", "n_neighbors": n_neighs, "transform": None,
+                                                "lattice": [row_key, col_key]})
     return adata if copy else None
 
 
@@ -242,7 +289,12 @@ def hop_rings(connectivities: sp.spmatrix, *, max_hop: int = 3) -> list[sp.csr_m
     -------
     ``max_hop`` float32 CSR matrices, ring 1 first; rings are disjoint and exclude the diagonal.
     """
-    a = sp.csr_matrix(connectivities, dtype=bool)
+    max_hop = integer(max_hop, "max_hop", minimum=1)
+    given = connectivities if sp.issparse(connectivities) else np.asarray(connectivities)
+    if given.dtype.kind not in "biuf" or given.ndim != 2 or given.shape[0] != given.shape[1]:
+        raise InputError(f"connectivities must be a square (n, n) numeric adjacency matrix, got "
+                         f"{type(connectivities).__name__} of shape {given.shape}.")
+    a = sp.csr_matrix(given, dtype=bool)
     a.setdiag(False)
     a.eliminate_zeros()
     n = a.shape[0]

@@ -11,9 +11,11 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
+from sthisto._errors import InputError
 from sthisto._logging import logger
 from sthisto._settings import progress, settings
-from sthisto._utils import copy_or_self, save_data
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import affordable, has_spots, integer, key_name, one_of, unique_obs_names
 
 from ._extractor import Extractor, as_extractor
 from ._patches import iter_patches, patch_geometry
@@ -107,18 +109,26 @@ def image_features(
     """
     adata = copy_or_self(adata, copy)
     extractor = as_extractor(model, **options)
-    key = key_added or extractor.key_added
-    if tta not in TTA:
-        raise ValueError(f"tta must be one of {list(TTA)}, got {tta!r}")
-    if int(patch_px) < 8:
-        raise ValueError(f"patch_px must be at least 8 pixels, got {patch_px}")
+    key = extractor.key_added if key_added is None else key_name(key_added)
+    tta = one_of(tta, "tta", tuple(TTA))
+    patch_px = integer(patch_px, "patch_px", minimum=8, fix="give the side of the patches fed to the model, e.g. 224")
+    batch_size = integer(batch_size, "batch_size", minimum=1, fix="give the number of patches per forward pass, e.g. 64")
+    affordable(batch_size * patch_px**2 * 3 * 9, f"a batch of {batch_size} patches of {patch_px}×{patch_px} px",
+               fix="lower batch_size or patch_px")  # uint8 patches, their float32 copy, one view at a time
+    has_spots(adata)
+    columns = extractor.columns()
+    if n_pcs is not None:
+        most = adata.n_obs if columns is None else min(adata.n_obs, len(columns))
+        n_pcs = integer(n_pcs, "n_pcs", minimum=1, maximum=most, fix="at most min(n_spots, n_features) principal "
+                        "components exist")
+    if columns is not None:
+        unique_obs_names(adata)  # the features are a DataFrame indexed by obs_names
     seed = settings.resolve_seed(seed)
     geometry = patch_geometry(
         adata, patch_um=patch_um, library_id=library_id, img_key=img_key, spatial_key=spatial_key
     )
     prepared = extractor.prepare(seed=seed)
     info = {"model": extractor.name, **extractor.record()}
-    columns = extractor.columns()
 
     def run(images: np.ndarray) -> np.ndarray:
         out = np.asarray(prepared(images), dtype=np.float32)
@@ -150,8 +160,6 @@ def image_features(
         logger.info("%d of %d patches cross the image border (reflect-padded)", border.sum(), adata.n_obs)
 
     data = feats if columns is None else pd.DataFrame(feats, index=adata.obs_names, columns=columns)
-    save_data(adata, attr="obsm", key=key, data=data)
-    save_data(adata, attr="obs", key=f"{key}_border", data=border)
     params = {
         **info,
         "patch_um": geometry.size_um,
@@ -165,19 +173,25 @@ def image_features(
         "n_features": int(feats.shape[1]),
         "n_border": int(border.sum()),
     }
+    out = Outputs()
+    out.add("obsm", key, data)
+    out.add("obs", f"{key}_border", border)
     result: dict[str, Any] = {"params": params}
     if n_pcs is not None:
-        result["pca"] = _pca(adata, feats, int(n_pcs), seed, f"{key}_pca")
-    save_data(adata, attr="uns", key=key, data=result)
+        scores, result["pca"] = _pca(feats, n_pcs, seed)
+        out.add("obsm", f"{key}_pca", scores)
+    out.add("uns", key, result)
+    out.write(adata)
     return adata if copy else None
 
 
-def _pca(adata: AnnData, feats: np.ndarray, n_pcs: int, seed: int, key: str) -> dict:
+def _pca(feats: np.ndarray, n_pcs: int, seed: int) -> tuple[np.ndarray, dict]:
+    """Principal components of ``feats`` and their explained variance ratio (nothing written)."""
     from sklearn.decomposition import PCA
 
     limit = min(feats.shape)
     if not 1 <= n_pcs <= limit:
-        raise ValueError(f"n_pcs must be between 1 and min(n_spots, n_features) = {limit}, got {n_pcs}")
+        raise InputError(f"n_pcs must be between 1 and min(n_spots, n_features) = {limit}, got {n_pcs}.")
     pca = PCA(n_components=n_pcs, svd_solver="full", random_state=seed)
-    save_data(adata, attr="obsm", key=key, data=pca.fit_transform(feats).astype(np.float32))
-    return {"variance_ratio": pca.explained_variance_ratio_.astype(np.float64)}
+    scores = pca.fit_transform(feats).astype(np.float32)
+    return scores, {"variance_ratio": pca.explained_variance_ratio_.astype(np.float64)}

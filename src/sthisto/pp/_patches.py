@@ -15,15 +15,18 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
+from sthisto._errors import InputError
 from sthisto._image import (
     coarser_levels,
     image_and_scale,
+    image_source,
     level_for,
     microns_per_pixel,
+    read_region,
     spot_diameter_px,
 )
 from sthisto._logging import logger
-from sthisto._validate import rgb_image, spatial_coords
+from sthisto._validate import affordable, integer, number, rgb_image, spatial_coords
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class PatchGeometry:
     size_um: float  # side length in microns
     microns_per_pixel: float  # of the full-resolution image
     levels: tuple = ()  # (image, scale) of the full-resolution pyramid, when the image is its level 0
+    source: str = "the section image"  # where the image comes from, named when it cannot be read
 
     def at_resolution(self, patch_px: int | None) -> PatchGeometry:
         """Move the patches to the coarsest pyramid level still giving ``patch_px`` pixels a side.
@@ -76,7 +80,7 @@ class PatchGeometry:
                     scale, patch_px, self.size * scale)
         centres = (self.centres + 0.5) * scale - 0.5
         return PatchGeometry(img, centres, self.size * scale, self.scale * scale, self.size_um,
-                             self.microns_per_pixel)
+                             self.microns_per_pixel, source=self.source)
 
 
 def patch_geometry(
@@ -104,12 +108,14 @@ def patch_geometry(
         size_full = spot_diameter_px(adata, library_id)
         size_um = size_full * mpp
     else:
-        if not (np.isfinite(patch_um) and patch_um > 0):
-            raise ValueError(f"patch_um must be a positive number of microns, got {patch_um!r}")
-        size_um = float(patch_um)
+        size_um = number(patch_um, "patch_um", positive=True, fix="give the patch side in microns, or None for "
+                         "the spot diameter")
         size_full = size_um / mpp
     centres = xy * scale
     h, w = img.shape[:2]
+    if size_full * scale > max(h, w):
+        raise InputError(f"patch_um={size_um:g} µm spans {size_full * scale:.0f} px, more than the whole "
+                         f"{w}×{h} px image; give a patch side of the order of a spot ({mpp * spot_diameter_px(adata, library_id):.3g} µm).")
     outside = (centres[:, 0] < -0.5) | (centres[:, 0] > w - 0.5) | (centres[:, 1] < -0.5) | (
         centres[:, 1] > h - 0.5
     )
@@ -121,7 +127,8 @@ def patch_geometry(
         )
     full = scale == 1.0 and img_key in (None, K.FULLRES)
     levels = ((img, 1.0), *coarser_levels(adata, library_id)) if full else ()
-    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp, levels)
+    source = image_source(adata, library_id, K.FULLRES if full else (img_key or K.HIRES))
+    return PatchGeometry(img, centres, size_full * scale, scale, size_um, mpp, levels, source)
 
 
 def _read_window(img, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, bool]:
@@ -205,7 +212,7 @@ def iter_patches(
             current = key
             x0, y0 = max(tx[i] * tile_px - margin, 0), max(ty[i] * tile_px - margin, 0)
             x1, y1 = min((tx[i] + 1) * tile_px + margin, w), min((ty[i] + 1) * tile_px + margin, h)
-            tile, origin = np.asarray(img[y0:y1, x0:x1]), (x0, y0)
+            tile, origin = read_region(img, np.s_[y0:y1, x0:x1], source=geometry.source), (x0, y0)
         cx, cy = centres[i]
         patch, border = extract_patch(tile, cx - origin[0], cy - origin[1], size, patch_px)
         buf_i.append(int(i))
@@ -262,7 +269,14 @@ def patches(
     (B, P, P, 3), ``border``), spots grouped by image tile; ``index`` gives each patch's
     position in ``adata.obs``. Nothing is written to ``adata``.
     """
+    batch_size = integer(batch_size, "batch_size", minimum=1)
+    patch_px = None if patch_px is None else integer(patch_px, "patch_px", minimum=1, fix="or None to keep the "
+                                                     "image's own resolution")
+    tile_px = integer(tile_px, "tile_px", minimum=1)
     geometry = patch_geometry(
         adata, patch_um=patch_um, library_id=library_id, img_key=img_key, spatial_key=spatial_key
     )
+    side = patch_px if patch_px is not None else int(np.ceil(geometry.size))
+    affordable(batch_size * side**2 * 3, f"a batch of {batch_size} patches of {side}×{side} px",
+               fix="lower batch_size or patch_px")
     return iter_patches(geometry, patch_px=patch_px, batch_size=batch_size, tile_px=tile_px)

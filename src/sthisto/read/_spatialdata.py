@@ -10,12 +10,15 @@ the image's intrinsic frame is centred on pixel column ``x``, row ``y``).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from sthisto import _constants as K
-from sthisto._image import downsample
+from sthisto._errors import DEPENDENCY_ERRORS, reading
+from sthisto._image import downsample, read_region
 from sthisto._logging import logger
 from sthisto._spatialdata import (
     BIN_NAME,
@@ -24,6 +27,8 @@ from sthisto._spatialdata import (
     require_spatialdata,
     shape_geometry,
 )
+from sthisto._utils import detach
+from sthisto._validate import existing_folder
 
 from ._common import check_inside, counts_csr
 
@@ -32,6 +37,9 @@ HIRES_MAX_DIM = 2000
 
 def _pick(names, given: str | None, what: str, arg: str):
     names = list(names)
+    if not names:
+        raise KeyError(f"the SpatialData object has no {what}; sthisto needs a table of raw counts, the spot/bin "
+                       "shapes it annotates and the H&E image (is this the store sdata.write wrote?).")
     if given is not None:
         if given not in names:
             raise KeyError(f"{what} {given!r} is not in the SpatialData object ({arg}=); it has {names}.")
@@ -79,12 +87,12 @@ def _image_levels(sdata, image_key: str) -> list:
     return [a.transpose("y", "x", "c").data[..., :3] for a in arrays]
 
 
-def _hires(levels: list) -> tuple[np.ndarray, float]:
+def _hires(levels: list, source: str) -> tuple[np.ndarray, float]:
     """Read a small in-memory image (longer side ≤ 2000 px) read from the smallest adequate level."""
     h0, w0 = levels[0].shape[:2]
     level = next((lv for lv in reversed(levels) if max(lv.shape[:2]) >= HIRES_MAX_DIM), levels[0])
     step = max(1, int(max(level.shape[:2]) // (2 * HIRES_MAX_DIM)))
-    small = np.asarray(level[::step, ::step])
+    small = read_region(level, np.s_[::step, ::step], source=source)
     img, _ = downsample(small, max_dim=HIRES_MAX_DIM)
     return img, img.shape[1] / w0
 
@@ -145,7 +153,8 @@ def spatialdata(
     ----------
     sdata
         A :class:`spatialdata.SpatialData` (e.g. from :func:`spatialdata.read_zarr` or a
-        spatialdata-io reader).
+        spatialdata-io reader), or the path of its zarr store (read with
+        :func:`spatialdata.read_zarr`; a missing, damaged or foreign store is an error naming it).
     table_key
         Table with the counts; optional when there is one table.
     image_key
@@ -183,8 +192,11 @@ def spatialdata(
     region/instance keys, the image-pixel → coordinate-system affine).
     """
     SpatialData = require_spatialdata()
+    if isinstance(sdata, str | os.PathLike):
+        sdata = _read_store(sdata)
     if not isinstance(sdata, SpatialData):
-        raise TypeError(f"expected a spatialdata.SpatialData, got {type(sdata).__name__}")
+        raise TypeError(f"sdata must be a spatialdata.SpatialData or the path of its zarr store, got "
+                        f"{type(sdata).__name__}.")
     table_key = _pick(sdata.tables.keys(), table_key, "table", "table_key")
     table = sdata.tables[table_key]
     region, region_key, instance_key = _table_keys(table, table_key)
@@ -250,8 +262,8 @@ def spatialdata(
         counts = counts_csr(values, where=f"table {table_key!r} {'X' if layer is None else f'layer {layer!r}'}")
     except ValueError as err:
         raise ValueError(f"{err} If the raw counts are in a layer, pass layer=.") from None
-    adata = AnnData(X=counts, obs=table.obs.copy(), var=table.var.copy(),
-                    obsm={k: v for k, v in table.obsm.items() if k != K.SPATIAL_KEY})
+    adata = AnnData(X=counts, obs=table.obs.copy(), var=table.var.copy(),  # sharing nothing with sdata
+                    obsm={k: detach(v) for k, v in table.obsm.items() if k != K.SPATIAL_KEY})
     adata.obsm[K.SPATIAL_KEY] = xy
     library_id = library_id or image_key
     adata.uns[K.SPATIAL_UNS] = {library_id: _spatial_entry(
@@ -265,6 +277,17 @@ def spatialdata(
     logger.info("read %d spots of %r on image %r (%d pyramid levels, %.3f µm/px)", adata.n_obs, shapes_key,
                 image_key, len(levels), mpp)
     return adata
+
+
+def _read_store(path: str | os.PathLike):
+    """Read a SpatialData zarr store, naming it in any error (missing, damaged or not a SpatialData)."""
+    from spatialdata import read_zarr
+
+    path = existing_folder(path, "SpatialData zarr store (written by sdata.write)")
+    with reading(path, "SpatialData zarr store", expected="a zarr store written by spatialdata (sdata.write)",
+                 fix="check that the store is complete (copy or write it again)",
+                 errors=(*DEPENDENCY_ERRORS, RuntimeError)):
+        return read_zarr(path)
 
 
 def _pick_image(sdata, image_key: str | None, shapes) -> str:
@@ -325,7 +348,9 @@ def level_scale(shape0: tuple[int, ...], shape: tuple[int, ...]) -> float:
 
 
 def _spatial_entry(levels: list, *, mpp: float, diameter_px: float, metadata: dict) -> dict:
-    hires, hires_scale = _hires(levels)
+    store = metadata.get("spatialdata_path")
+    source = f"image {metadata['image_key']!r}" + (f" of the SpatialData store {store}" if store else "")
+    hires, hires_scale = _hires(levels, source)
     images = {K.HIRES: hires, K.FULLRES: levels[0]}
     sf = {K.SPOT_DIAMETER: diameter_px, K.MICRONS_PER_PIXEL: mpp, K.SCALEF_HIRES: hires_scale}
     for i, level in enumerate(levels[1:], start=1):

@@ -14,7 +14,7 @@ from sthisto import _constants as K
 from sthisto._errors import DEPENDENCY_ERRORS, InputError, file_format_error, reading
 from sthisto._image import VISIUM_FULLRES_DIAMETER_UM, VISIUM_SPOT_PITCH_UM, read_image
 from sthisto._logging import logger
-from sthisto._validate import existing_file, number
+from sthisto._validate import existing_file, existing_folder, number
 
 from ._common import (
     check_inside,
@@ -138,9 +138,7 @@ def visium(
     import scanpy as sc
 
     check_library_id(library_id)
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Visium folder not found: {path}")
+    path = existing_folder(path, "Visium folder")
     h5 = existing_file(path / counts_file, "10x count matrix")
     spatial_dir = path / "spatial"
     sf_path = existing_file(spatial_dir / "scalefactors_json.json", "scale factors")

@@ -9,9 +9,10 @@ from pathlib import Path
 from anndata import AnnData
 
 from sthisto import _constants as K
+from sthisto._errors import DEPENDENCY_ERRORS, file_format_error, reading
 from sthisto._image import lazy_tiff
 from sthisto._logging import logger
-from sthisto._validate import existing_file
+from sthisto._validate import existing_file, existing_folder, number, one_of
 
 from ._spatialdata import spatialdata as read_spatialdata
 
@@ -30,6 +31,29 @@ def _lazy_image(path: Path, dataset_id: str):
     return Image2DModel.parse(base[..., :3].transpose(2, 0, 1), dims=("c", "y", "x"), rgb=True,
                               scale_factors=[2, 2, 2, 2], transformations={dataset_id: Identity()},
                               chunks=(3, 2048, 2048))
+
+
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png", ".jpg", ".jpeg")
+
+
+def _image_file(path) -> Path:
+    """Check the microscope image before spatialdata-io opens it (its loaders raise their own types)."""
+    path = existing_file(path, "full-resolution image (fullres_image=)")
+    expected = "the microscope H&E image given to Space Ranger (TIFF/BTF, PNG or JPEG)"
+    if path.suffix.lower() not in _IMAGE_SUFFIXES:
+        raise file_format_error(path, "full-resolution image", f"has the suffix {path.suffix!r}", expected=expected)
+    with reading(path, "full-resolution image", expected=expected):
+        if path.suffix.lower() in (".tif", ".tiff", ".btf"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                tif.pages[0].shape  # noqa: B018 - parses the first page's header
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.verify()
+    return path
 
 
 def visium_hd(
@@ -73,20 +97,23 @@ def visium_hd(
         import spatialdata_io
     except ImportError as err:
         raise ImportError(f'reading Visium HD needs spatialdata-io: pip install "sthisto[spatial]" ({err})') from err
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Visium HD folder not found: {path}")
-    if bin_size not in BIN_SIZES_UM:
-        raise ValueError(f"bin_size must be one of {BIN_SIZES_UM} µm, got {bin_size!r}")
+    bin_size = one_of(bin_size, "bin_size", BIN_SIZES_UM, fix="give the bin side in µm")
+    path = existing_folder(path, "Visium HD folder")
     name = f"square_{bin_size:03d}um"
     bins_dir = path / "binned_outputs"
     if not (bins_dir / name).is_dir():
         found = sorted(p.name for p in bins_dir.glob("square_*um")) if bins_dir.is_dir() else []
         raise FileNotFoundError(f"{bins_dir / name} not found (bin sizes in {path}: {found or 'none'}).")
     sf_path = existing_file(bins_dir / name / "spatial" / "scalefactors_json.json", "Visium HD bin scale factors")
-    scalefactors = json.loads(sf_path.read_text())
-    if not scalefactors.get(K.MICRONS_PER_PIXEL, 0) > 0:
-        raise ValueError(f"{sf_path} lacks a positive 'microns_per_pixel'.")
+    with reading(sf_path, "Visium HD bin scale factors", expected="a JSON object from Space Ranger"):
+        scalefactors = json.loads(sf_path.read_text())
+    if not isinstance(scalefactors, dict):
+        raise file_format_error(sf_path, "Visium HD bin scale factors", f"holds a {type(scalefactors).__name__}",
+                                expected="a JSON object from Space Ranger")
+    if K.MICRONS_PER_PIXEL not in scalefactors:
+        raise file_format_error(sf_path, "Visium HD bin scale factors", f"lacks {K.MICRONS_PER_PIXEL!r}",
+                                expected="Space Ranger's scalefactors_json.json of the bins")
+    mpp = number(scalefactors[K.MICRONS_PER_PIXEL], f"{K.MICRONS_PER_PIXEL!r} in {sf_path}", positive=True)
     if fullres_image is None:
         found = sorted((path / "microscope_image").glob("*")) if (path / "microscope_image").is_dir() else []
         found = found or sorted(path.glob(f"{dataset_id or ''}*tissue_image.*"))
@@ -95,16 +122,25 @@ def visium_hd(
                 f"no full-resolution H&E in {path} (microscope_image/ or *tissue_image.*): pass fullres_image= "
                 "(the microscope image given to Space Ranger).")
         fullres_image = found[0]
-    fullres_image = existing_file(fullres_image, "full-resolution image")
-    sdata = spatialdata_io.visium_hd(
-        path, dataset_id=dataset_id, bin_size=bin_size, load_segmentations_only=False,
-        fullres_image_file=fullres_image, bins_as_squares=True,
-    )
-    dataset_id = next(k for k in sdata.images if k.endswith("_full_image")).removesuffix("_full_image")
+    fullres_image = _image_file(fullres_image)
+    # spatialdata-io parses the h5, parquet and JSON files: a damaged one is named in the detail
+    with reading(path, "Visium HD folder", expected="a Space Ranger Visium HD 'outs' folder",
+                 fix="check that the folder is complete (re-copy it from Space Ranger's output)",
+                 errors=(*DEPENDENCY_ERRORS, RuntimeError)):
+        sdata = spatialdata_io.visium_hd(
+            path, dataset_id=dataset_id, bin_size=bin_size, load_segmentations_only=False,
+            fullres_image_file=fullres_image, bins_as_squares=True,
+        )
+    full = [k for k in sdata.images if k.endswith("_full_image")]
+    if not full or name not in sdata.tables:
+        raise file_format_error(path, "Visium HD folder", f"gave no full-resolution image or no {name} table "
+                                f"(images {list(sdata.images)}, tables {list(sdata.tables)})",
+                                expected="a Space Ranger Visium HD 'outs' folder with its microscope image")
+    dataset_id = full[0].removesuffix("_full_image")
     image_key = f"{dataset_id}_full_image"
     if fullres_image.suffix.lower() in (".tif", ".tiff", ".btf"):
         sdata.images[image_key] = _lazy_image(fullres_image, dataset_id)
     logger.info("Visium HD %s: %d bins", name, sdata.tables[name].n_obs)
     return read_spatialdata(sdata, table_key=name, image_key=image_key, shapes_key=f"{dataset_id}_{name}",
                             coordinate_system=dataset_id, library_id=library_id or name,
-                            microns_per_pixel=float(scalefactors[K.MICRONS_PER_PIXEL]))
+                            microns_per_pixel=mpp)

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from sthisto import _constants as K
+from sthisto._errors import InputError
 from sthisto._expression import targets
 from sthisto.tl._data import read_features, spot_graph
 from sthisto.tl._inner import inner_splits
@@ -149,10 +150,18 @@ def choose_by_inner_validation(
         for (x, y), vals in splits:
             v = cap(value, len(x)) if cap is not None else value
             est = make(v).fit(x, y)
-            per_split += [mean_pearson(yv, est.predict(xv)) for xv, yv in vals]
+            per_split += [mean_pearson(yv, est.predict(xv).reshape(yv.shape)) for xv, yv in vals]  # one gene: 1-D
         scores[value] = float(np.mean(per_split))
     best = max(grid, key=lambda v: (scores[v], -grid.index(v)))  # earliest grid value on ties
     return best, scores
+
+
+def _values(values, name: str) -> list:
+    """Return the values of a grid argument as a non-empty list (one value: a list of one)."""
+    items = [values] if isinstance(values, int | float) else values
+    if isinstance(items, str) or not hasattr(items, "__iter__") or not list(items):
+        raise InputError(f"{name} must be a number or a non-empty list of numbers, got {values!r}.")
+    return list(items)
 
 
 def fit_baseline(
@@ -196,12 +205,20 @@ def fit_baseline(
     A :class:`BaselineModel`; ``params`` holds the chosen value and the inner-validation
     score of every value tried.
     """
-    if method not in BASELINES:
-        raise ValueError(f"baseline method must be one of {BASELINES}, got {method!r}")
-    if isinstance(adatas, AnnData):
-        adatas = [adatas]
-    adatas, genes = list(adatas), list(genes)
-    features = (features,) if isinstance(features, str) else tuple(features)
+    from sthisto._validate import integer, name_list, number, one_of, raw_counts
+
+    from ._select_genes import sections
+
+    method = one_of(method, "method", BASELINES)
+    adatas = sections(adatas)
+    genes = list(name_list(genes, "genes", allow_empty=False))
+    features = name_list(features, "features", allow_empty=False)
+    alphas = [number(a, f"alphas[{i}]", positive=True) for i, a in enumerate(_values(alphas, "alphas"))]
+    neighbors = [integer(k, f"neighbors[{i}]", minimum=1) for i, k in enumerate(_values(neighbors, "neighbors"))]
+    n_components = integer(n_components, "n_components", minimum=1)
+    seed = integer(seed, "seed", minimum=0, maximum=2**32 - 1)
+    for i, a in enumerate(adatas):
+        raw_counts(a, layer, where=f"training section {i}")
     context = method == "ridge_context"
     x, y = _stack(adatas, genes, features, layer, context)
     model = BaselineModel(method=method, genes=genes, features=features, n_features=x.shape[1], context=context)
@@ -210,12 +227,10 @@ def fit_baseline(
         model.mean = y.mean(axis=0)
         return model
     if method in ("ridge", "ridge_context"):
-        alphas = [float(a) for a in alphas]
         alpha, scores = (alphas[0], {}) if len(alphas) == 1 else choose_by_inner_validation(
             adatas, alphas, _ridge, **kw)
         model.estimator, model.params = _ridge(alpha), {"alpha": alpha, "inner_pcc": scores}
     elif method == "knn":
-        neighbors = [int(k) for k in neighbors]
         k, scores = (neighbors[0], {}) if len(neighbors) == 1 else choose_by_inner_validation(
             adatas, neighbors, _knn, cap=lambda v, n: min(v, n), **kw)
         k = min(k, x.shape[0])

@@ -34,10 +34,12 @@ from sthisto import _constants as K
 from sthisto._expression import targets
 from sthisto._logging import logger
 from sthisto._settings import progress, settings
+from sthisto._validate import flag, integer, name_list, raw_counts
 
+from ._data import read_features
 from ._methods import FitFunction, resolve_method
 from ._metrics import gene_metrics, ggc_arrays
-from ._select_genes import common_genes, select_genes
+from ._select_genes import common_genes, sections, select_genes
 
 PROTOCOLS = {
     "paper": "top-n HVG/HEG chosen on training sections; per-section mean per-gene PCC",
@@ -111,7 +113,12 @@ def _predict(name: str, model, adata: AnnData, genes: list[str]) -> np.ndarray:
 
 def _methods(method, fit_kwargs) -> list[tuple[str, FitFunction, dict]]:
     """``[(name, fit function, its keyword arguments)]``; ``fit_kwargs`` is keyed by method name."""
-    methods = [method] if isinstance(method, str) or callable(method) else list(method)
+    if isinstance(method, str) or callable(method):
+        methods = [method]
+    elif isinstance(method, list | tuple):
+        methods = list(method)
+    else:
+        raise TypeError(f"method must be a method name, a callable or a list of them, got {type(method).__name__}.")
     resolved = [resolve_method(m) for m in methods]
     names = [n for n, _ in resolved]
     if len(set(names)) != len(names):
@@ -162,7 +169,8 @@ def cross_validate(
     Leave-one-section-out by default; with ``groups`` (one label per section, e.g. the
     patient) leave-one-group-out. In each fold the genes are chosen on the training
     sections only (:func:`sthisto.tl.select_genes`), every method is fitted on the
-    training sections and predicts each test section.
+    training sections and predicts each test section. Every argument and every section
+    (raw counts, the feature blocks of ``modalities``) is checked before the first fit.
 
     Parameters
     ----------
@@ -220,23 +228,30 @@ def cross_validate(
     second DataFrame with one row per fold, test section, method, gene set, protocol and
     gene (``pcc``, ``spearman``, ``mse``, ``mae``, ``pcc_undefined``).
     """
-    if isinstance(adatas, AnnData) or len(adatas) < 2:
+    if isinstance(adatas, AnnData):
+        raise ValueError("cross_validate needs a list of at least two sections, got one AnnData.")
+    adatas = sections(adatas)
+    if len(adatas) < 2:
         raise ValueError("cross_validate needs a list of at least two sections.")
-    protocols = [protocol] if isinstance(protocol, str) else list(protocol)
+    n_top = integer(n_top, "n_top", minimum=1)
+    n_candidates = None if n_candidates is None else integer(n_candidates, "n_candidates", minimum=1)
+    return_per_gene = flag(return_per_gene, "return_per_gene")
+    protocols = list(name_list(protocol, "protocol"))
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
         raise ValueError(f"protocol must be one of {list(PROTOCOLS)} (or a list), got {protocol!r}")
     runners = _methods(method, fit_kwargs)
     seed = settings.resolve_seed(seed)
-    modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
+    modalities = name_list(modalities, "modalities")
     names = _section_names(adatas, section_names)
     fold_list = _folds(names, groups, folds)
     needed = list(dict.fromkeys(g for p in protocols for g in _PROTOCOL_GENE_SETS[p]))
-    wanted = needed if gene_sets is None else [gene_sets] if isinstance(gene_sets, str) else list(gene_sets)
+    wanted = needed if gene_sets is None else list(name_list(gene_sets, "gene_sets"))
     if not wanted or any(g not in needed for g in wanted):
         raise ValueError(f"gene_sets must be a subset of {needed} (the gene sets of protocols {protocols}), "
                          f"got {gene_sets!r}.")
     common = common_genes(adatas)  # genes shared by *all* sections, so the test section has them
+    _check_sections(adatas, names, modalities, layer)  # before the first fit, not hours into the folds
 
     rows: list[dict] = []
     per_gene: list[pd.DataFrame] = []
@@ -278,6 +293,15 @@ def cross_validate(
     if return_per_gene:
         return df, pd.concat(per_gene, ignore_index=True)
     return df
+
+
+def _check_sections(adatas: list[AnnData], names: list[str], modalities: tuple[str, ...], layer: str | None) -> None:
+    """Raise unless every section holds raw counts and the feature blocks every method reads."""
+    if not modalities:
+        raise ValueError("modalities is empty: name at least one feature block (e.g. 'deep').")
+    for a, name in zip(adatas, names, strict=True):
+        raw_counts(a, layer, where=f"section {name!r}")
+        read_features(a, modalities, where=f"section {name!r}")
 
 
 def _gene_sets(train, common, wanted, n_top, n_candidates, layer) -> dict[str, list[str]]:

@@ -60,10 +60,11 @@ def read_features(
     for name in modalities:
         key = modality_key(name)
         if key not in adata.obsm:
-            producer = _PRODUCERS.get(name, "the function that writes it")
-            raise KeyError(
-                f"{where}: adata.obsm[{key!r}] ({name} features) is missing: run `{producer}` first."
-            )
+            if name in _PRODUCERS:
+                raise KeyError(f"{where}: adata.obsm[{key!r}] ({name} features) is missing: run "
+                               f"`{_PRODUCERS[name]}` first.")
+            raise KeyError(f"{where}: adata.obsm[{key!r}] is missing: a modality is one of {list(_PRODUCERS)} or an "
+                           f"obsm key of the section (it has {list(adata.obsm)}).")
         block = adata.obsm[key]
         trained = None if columns is None else columns.get(name)
         if isinstance(block, pd.DataFrame):
@@ -186,9 +187,11 @@ def check_genes(adata: AnnData, genes: Sequence[str], where: str) -> None:
 
 def default_genes(adatas: Sequence[AnnData], n_top_genes: int, layer: str | None = None) -> list[str]:
     """Top ``n_top_genes`` highly variable genes of the training sections (pooled log-normalised)."""
+    from sthisto._validate import integer
     from sthisto.tl._select_genes import select_genes
 
-    return select_genes(list(adatas), flavor="hvg", n_top=int(n_top_genes), layer=layer)
+    n_top_genes = integer(n_top_genes, "n_top_genes", minimum=1, fix="or pass genes=")
+    return select_genes(list(adatas), flavor="hvg", n_top=n_top_genes, layer=layer)
 
 
 def gene_prior(

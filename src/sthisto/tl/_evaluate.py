@@ -15,8 +15,8 @@ from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._expression import TRANSFORMS, gene_indices, targets
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, save_data
-from sthisto._validate import raw_counts
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import anndata, key_name, name_list, raw_counts
 
 from ._metrics import METRICS, gene_metrics, ggc_arrays, summarize
 
@@ -40,7 +40,7 @@ def _resolve_genes(adata: AnnData, pred: np.ndarray, genes: Sequence[str] | None
         if not predicted.any():
             raise ValueError("the prediction layer is all NaN: no gene was predicted.")
         return adata.var_names[predicted].tolist()
-    genes = [genes] if isinstance(genes, str) else list(genes)
+    genes = list(name_list(genes, "genes"))
     if not genes:
         raise ValueError("genes is empty.")
     idx = gene_indices(adata, genes)
@@ -108,6 +108,7 @@ def evaluate(
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     adata = copy_or_self(adata, copy)
+    key_added = key_name(key_added)
     pred = _predictions(adata, pred_key)
     raw_counts(adata, layer, where="adata")
     genes = _resolve_genes(adata, pred, genes)
@@ -121,21 +122,17 @@ def evaluate(
             summary["n_pcc_undefined"], summary["n_genes"], summary["pcc_undefined_genes"][:5],
         )
     columns = var_keys(key_added)
+    out = Outputs()
     for metric, column in columns.items():
         values = np.full(adata.n_vars, np.nan)
         values[idx] = table[metric].to_numpy()
-        save_data(adata, attr="var", key=column, data=values)
-    save_data(
-        adata,
-        attr="uns",
-        key=key_added,
-        data={
-            "summary": summary,
-            "var_keys": columns,
-            "params": {"pred_key": pred_key, "layer": layer, "transform": transform,
-                       "genes": list(map(str, genes))},
-        },
-    )
+        out.add("var", column, values)
+    out.add("uns", key_added, {
+        "summary": summary,
+        "var_keys": columns,
+        "params": {"pred_key": pred_key, "layer": layer, "transform": transform, "genes": list(map(str, genes))},
+    })
+    out.write(adata)
     return adata if copy else None
 
 
@@ -167,7 +164,9 @@ def gene_correlation_recovery(
     -------
     The GGC, a float in [-1, 1]; ``NaN`` when fewer than three genes vary in both.
     """
+    anndata(adata)
     pred = _predictions(adata, pred_key)
+    raw_counts(adata, layer, where="adata")
     genes = _resolve_genes(adata, pred, genes)
     idx = gene_indices(adata, genes)
     r, keep = ggc_arrays(targets(adata, genes, layer), pred[:, idx])

@@ -9,8 +9,8 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, detach, save_data
-from sthisto._validate import unique_var_names
+from sthisto._utils import Outputs, copy_or_self, detach
+from sthisto._validate import key_name, unique_var_names
 
 from ._model import M2TGLGO
 
@@ -77,6 +77,7 @@ def predict(
     """
     _check_model(model)
     adata = copy_or_self(adata, copy)
+    key_added = key_name(key_added)
     unique_var_names(adata)
     pos = adata.var_names.get_indexer(model.genes)
     present = pos >= 0
@@ -94,9 +95,11 @@ def predict(
     z = model.predict(adata)
     out = np.full(adata.shape, np.nan, dtype=np.float32)
     out[:, pos[present]] = z[:, present]
-    save_data(adata, attr="layers", key=key_added, data=out)
     genes = [g for g, ok in zip(model.genes, present, strict=True) if ok]
-    save_data(adata, attr="uns", key=key_added, data=_record(model, genes))
+    outputs = Outputs()
+    outputs.add("layers", key_added, out)
+    outputs.add("uns", key_added, _record(model, genes))
+    outputs.write(adata)
     return adata if copy else None
 
 

@@ -23,18 +23,30 @@ import pandas as pd
 from anndata import AnnData
 
 from sthisto._expression import log_normalized
-from sthisto._validate import unique_var_names
+from sthisto._validate import integer, raw_counts, unique_var_names
 
 FLAVORS = ("hvg", "heg")
 
 
+def sections(adatas, name: str = "adatas") -> list[AnnData]:
+    """Return ``adatas`` (one AnnData or a list of them) as a non-empty list, raising otherwise."""
+    if isinstance(adatas, AnnData):
+        return [adatas]
+    if adatas is None or isinstance(adatas, str) or not hasattr(adatas, "__iter__"):
+        raise TypeError(f"{name} must be a list of AnnData sections, got {type(adatas).__name__}.")
+    out = list(adatas)
+    if not out:
+        raise ValueError(f"{name} is empty: expected at least one section (AnnData).")
+    for i, a in enumerate(out):
+        if not isinstance(a, AnnData):
+            raise TypeError(f"{name}[{i}] must be an AnnData section, got {type(a).__name__}.")
+    return out
+
+
 def common_genes(adatas: Sequence[AnnData]) -> list[str]:
     """Genes present in every section, in the order of the first section."""
-    if not adatas:
-        raise ValueError("expected at least one section (AnnData).")
+    adatas = sections(adatas)
     for a in adatas:
-        if not isinstance(a, AnnData):
-            raise TypeError(f"expected AnnData sections, got {type(a).__name__}")
         unique_var_names(a)
     shared = set(adatas[0].var_names)
     for a in adatas[1:]:
@@ -62,8 +74,9 @@ def gene_scores(
     """
     if flavor not in FLAVORS:
         raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
-    if isinstance(adatas, AnnData):
-        adatas = [adatas]
+    adatas = sections(adatas)
+    for i, a in enumerate(adatas):  # log-normalising values that are not counts would rank nonsense
+        raw_counts(a, layer, where=f"adatas[{i}]")
     genes = common_genes(adatas)
     if not genes:
         raise ValueError("the sections share no gene names; harmonise var_names first.")
@@ -112,10 +125,9 @@ def select_genes(
     """
     from sthisto._logging import logger
 
-    if int(n_top) < 1:
-        raise ValueError(f"n_top must be a positive integer, got {n_top!r}")
+    n_top = integer(n_top, "n_top", minimum=1)
     scores = gene_scores(adatas, flavor=flavor, layer=layer)
     if len(scores) < n_top:
         logger.warning("only %d common genes, fewer than n_top=%d: using all", len(scores), n_top)
-    order = np.argsort(-scores.to_numpy(), kind="stable")[: int(n_top)]
+    order = np.argsort(-scores.to_numpy(), kind="stable")[:n_top]
     return scores.index[order].tolist()

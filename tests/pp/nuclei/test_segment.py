@@ -168,7 +168,7 @@ def test_bad_input(synthetic_adata):
     off.obsm["spatial"] = off.obsm["spatial"] + 10**6
     with pytest.raises(ValueError, match="no spot"):
         st.pp.segment_nuclei(off)
-    with pytest.raises(ValueError, match="label image has shape"):
+    with pytest.raises(ValueError, match=r"label image \(method=\) has shape"):
         st.pp.segment_nuclei(synthetic_adata, method=np.zeros((10, 10), dtype=np.int32))
     with pytest.raises(ValueError, match="unknown method"):
         st.pp.segment_nuclei(synthetic_adata, method="stardist")

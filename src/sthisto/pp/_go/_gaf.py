@@ -103,10 +103,12 @@ def _not_mask(qualifier: pd.Series) -> np.ndarray:
 
 def read_gaf(path: str | os.PathLike) -> Annotations:
     """Read a GAF 2.x (17 columns; GAF 1.0 with 15 is accepted) or NCBI gene2go file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file {path} does not exist")
-    text = _read_text(path)
+    from sthisto._errors import reading
+    from sthisto._validate import existing_file
+
+    path = existing_file(path, "annotation file")
+    with reading(path, "annotation file", expected="a GAF 2.x or NCBI gene2go file (plain or .gz)"):
+        text = _read_text(path)
     if text.lstrip().startswith(GENE2GO_HEADER):
         return _read_gene2go(text, str(path))
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("!")]

@@ -15,8 +15,17 @@ from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._logging import logger
 from sthisto._settings import progress
-from sthisto._utils import copy_or_self, save_data
-from sthisto._validate import unique_var_names
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import (
+    existing_file,
+    flag,
+    integer,
+    key_name,
+    name_list,
+    number,
+    one_of,
+    unique_var_names,
+)
 from sthisto.datasets import bundled_gene_ontology
 
 from ._gaf import Annotations, read_gaf
@@ -166,15 +175,21 @@ def gene_ontology_graph(
       ``threshold`` summary, ontology version.
     """
     adata = copy_or_self(adata, copy)
+    key_added = key_name(key_added)
     unique_var_names(adata)
     if adata.n_vars < 2:
         raise ValueError(
             f"the GO gene graph needs at least 2 genes in adata.var_names, got {adata.n_vars}"
         )
-    if norm not in ("paper", "positive_pairs"):
-        raise ValueError(f"norm must be 'paper' or 'positive_pairs', got {norm!r}")
-    if int(top_k) < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    norm = one_of(norm, "norm", ("paper", "positive_pairs"))
+    top_k = integer(top_k, "top_k", minimum=1)
+    threshold = number(threshold, "threshold")
+    relations = name_list(relations, "relations")  # "is_a" is one relation, not four letters
+    evidence_exclude = name_list(evidence_exclude, "evidence_exclude")
+    include_self = flag(include_self, "include_self")
+    for value, what in ((ontology, "ontology"), (annotations, "annotations")):
+        if value is not None and not isinstance(value, Ontology | Annotations):
+            existing_file(value, f"{what} file ({what}=)")
     ont, ann = _load(ontology, annotations)
     names = adata.var_names.astype(str).tolist()
     gidx, via_syn = match_genes(names, ann)
@@ -198,23 +213,20 @@ def gene_ontology_graph(
             len(unannotated), adata.n_vars, unannotated[:5],
         )
     res = gene_similarity(
-        inc, ont, relations=tuple(relations), include_self=include_self, norm=norm, top_k=int(top_k),
-        threshold=float(threshold), dense_max=DENSE_MAX, progress=progress if adata.n_vars > 4 * DENSE_MAX else None,
+        inc, ont, relations=relations, include_self=include_self, norm=norm, top_k=top_k,
+        threshold=threshold, dense_max=DENSE_MAX, progress=progress if adata.n_vars > 4 * DENSE_MAX else None,
     )
     used = np.unique(inc.indices)
     per_domain = {d: int((ont.domain[used] == i).sum()) for i, d in enumerate(DOMAINS)}
-    save_data(adata, attr="varp", key=K.similarity_key(key_added), data=res.similarity)
-    save_data(adata, attr="varp", key=K.connectivities_key(key_added), data=res.connectivities)
-    save_data(adata, attr="var", key=f"{key_added}_n_terms", data=n_terms)
     info = {
         "connectivities_key": K.connectivities_key(key_added),
         "similarity_key": K.similarity_key(key_added),
         "params": {
             "ontology": "bundled GO 2019-01-29" if ontology is None else str(ontology),
             "annotations": "bundled GOA human 2019-01-29" if annotations is None else str(annotations),
-            "relations": list(relations), "include_self": bool(include_self),
-            "evidence_exclude": list(evidence_exclude), "norm": norm, "top_k": int(top_k),
-            "threshold": float(threshold),
+            "relations": list(relations), "include_self": include_self,
+            "evidence_exclude": list(evidence_exclude), "norm": norm, "top_k": top_k,
+            "threshold": threshold,
         },
         "ontology_version": ont.version,
         "n_terms": per_domain,
@@ -226,5 +238,10 @@ def gene_ontology_graph(
         "similarity_dense": bool(adata.n_vars <= DENSE_MAX),
         **stats,
     }
-    save_data(adata, attr="uns", key=key_added, data=info)
+    out = Outputs()
+    out.add("varp", K.similarity_key(key_added), res.similarity)
+    out.add("varp", K.connectivities_key(key_added), res.connectivities)
+    out.add("var", f"{key_added}_n_terms", n_terms)
+    out.add("uns", key_added, info)
+    out.write(adata)
     return adata if copy else None

@@ -176,10 +176,12 @@ def _cache_dir() -> Path:
 
 def read_obo(path: str | os.PathLike, *, cache: bool = True) -> Ontology:
     """Read an OBO file (plain or gzip) into an :class:`Ontology`, using the on-disk cache."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ontology file {path} does not exist")
-    raw = _open_bytes(path)
+    from sthisto._errors import reading
+    from sthisto._validate import existing_file
+
+    path = existing_file(path, "ontology file")
+    with reading(path, "ontology file", expected="an OBO 1.2/1.4 file such as go-basic.obo (plain or .gz)"):
+        raw = _open_bytes(path)
     digest = hashlib.sha256(raw).hexdigest()[:24]
     target = _cache_dir() / f"obo_{digest}_v{CACHE_VERSION}.npz"
     if cache and target.is_file():

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._image import microns_per_pixel as _microns_per_pixel
 from sthisto._image import spot_diameter_px
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, save_data
-from sthisto._validate import library_id as _library_id
-from sthisto._validate import require_key, spatial_coords
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import key_name, number, one_of, spatial_coords
 
 from ._columns import (
     NO_NUCLEI,
@@ -24,6 +21,7 @@ from ._columns import (
 )
 from ._measure import to_microns
 from ._pooling import fill_missing, pool_spots
+from ._stored import nuclei_to_pool
 from ._topology import delaunay_features
 
 
@@ -85,21 +83,15 @@ def nuclei_features(
     ``adata.uns[nuclei_key]['features_params']``
         Parameters of this call.
     """
-    if fill not in ("mean", "zero"):
-        raise ValueError(f"fill must be 'mean' or 'zero', got {fill!r}")
     adata = copy_or_self(adata, copy)
-    require_key(adata.uns, nuclei_key, "uns", "sthisto.pp.segment_nuclei")
-    entry = adata.uns[nuclei_key]
-    if not isinstance(entry, dict) or "nuclei" not in entry:
-        raise KeyError(f"adata.uns[{nuclei_key!r}] has no 'nuclei' table: run `sthisto.pp.segment_nuclei` first.")
-    table = entry["nuclei"]
-    if not isinstance(table, pd.DataFrame) or not {"x", "y", "area"}.issubset(table.columns):
-        raise ValueError(f"adata.uns[{nuclei_key!r}]['nuclei'] must be a DataFrame with x, y and area columns.")
-    lib = _library_id(adata, library_id if library_id is not None else entry.get("params", {}).get("library_id"))
-    mpp = float(entry.get("params", {}).get("microns_per_pixel", _microns_per_pixel(adata, lib)))
-    diameter = spot_diameter_px(adata, lib) if spot_diameter is None else float(spot_diameter)
-    if not (np.isfinite(diameter) and diameter > 0):
-        raise ValueError(f"spot_diameter must be a positive number of pixels, got {spot_diameter}")
+    fill = one_of(fill, "fill", ("mean", "zero"))
+    morphology_key, topology_key = key_name(morphology_key, "morphology_key"), key_name(topology_key, "topology_key")
+    table, params, lib, mpp = nuclei_to_pool(adata, nuclei_key, library_id)
+    if spot_diameter is None:
+        diameter = spot_diameter_px(adata, lib)
+    else:
+        diameter = number(spot_diameter, "spot_diameter", positive=True, fix="give the spot diameter in "
+                          "full-resolution pixels, or None for scalefactors['spot_diameter_fullres']")
     radius = diameter / 2
     xy = spatial_coords(adata, spatial_key)
     centroids = table[["x", "y"]].to_numpy(np.float64)
@@ -121,9 +113,11 @@ def nuclei_features(
                        "the section mean" if fill == "mean" else "zeros")
     m_spot = fill_missing(m_spot[list(SPOT_MORPHOLOGY_COLUMNS)], fill)
     t_spot = fill_missing(t_spot.drop(columns=NUCLEUS_COUNT)[list(SPOT_TOPOLOGY_COLUMNS)], fill)
-    save_data(adata, attr="obsm", key=morphology_key, data=m_spot)
-    save_data(adata, attr="obsm", key=topology_key, data=t_spot)
-    entry["features_params"] = {"spot_diameter_px": diameter, "fill": fill, "microns_per_pixel": mpp,
-                                "n_empty_spots": int(empty.sum())}
+    out = Outputs()
+    out.add("obsm", morphology_key, m_spot)
+    out.add("obsm", topology_key, t_spot)
+    out.add("uns", nuclei_key, {**adata.uns[nuclei_key], "features_params": {
+        "spot_diameter_px": diameter, "fill": fill, "microns_per_pixel": mpp, "n_empty_spots": int(empty.sum())}})
+    out.write(adata)
     return adata if copy else None
 

@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from sthisto._errors import InputError
+
+MAX_LENGTH_UM = 25.0  # bound of the length parameters: larger than any nucleus
+
 
 @dataclass(frozen=True)
 class WatershedParams:
@@ -30,6 +34,9 @@ class WatershedParams:
     peak_smoothing_um
         Gaussian smoothing of the distance transform before seeds are taken at its local
         maxima, so an elongated nucleus whose width varies slightly is not cut in pieces.
+
+    Every field is a finite number >= 0; the lengths (``*_um``) are at most 25 µm (larger
+    than any nucleus); ``max_area_um2`` may be ``None`` (no bound).
     """
 
     sigma_um: float = 1.0
@@ -40,15 +47,23 @@ class WatershedParams:
     peak_smoothing_um: float = 0.5
 
     def __post_init__(self) -> None:
+        from sthisto._validate import number
+
         if self.max_area_um2 is None:
             object.__setattr__(self, "max_area_um2", math.inf)
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value) or value < 0:
-                raise ValueError(f"WatershedParams.{f.name} must be a number >= 0, got {value!r}")
+            name = f"WatershedParams.{f.name}"
+            if f.name == "max_area_um2" and value == math.inf:
+                continue
+            if f.name.endswith("_um"):  # a length: beyond a nucleus it removes every nucleus (and runs for hours)
+                value = number(value, name, minimum=0, maximum=MAX_LENGTH_UM,
+                               fix="give a length in µm of the order of a nucleus (a few µm)")
+            else:
+                value = number(value, name, minimum=0, fix="give an area in µm² (max_area_um2=None: no bound)")
             object.__setattr__(self, f.name, float(value))
         if self.max_area_um2 < self.min_area_um2:
-            raise ValueError(f"WatershedParams: max_area_um2 ({self.max_area_um2}) is below "
+            raise InputError(f"WatershedParams: max_area_um2 ({self.max_area_um2}) is below "
                              f"min_area_um2 ({self.min_area_um2})")
 
     @classmethod

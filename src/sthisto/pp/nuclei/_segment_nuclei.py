@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,12 +15,20 @@ from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._image import image_and_scale, microns_per_pixel, spot_diameter_px
 from sthisto._logging import logger
-from sthisto._utils import copy_or_self, save_data
+from sthisto._settings import settings
+from sthisto._utils import Outputs, copy_or_self
+from sthisto._validate import (
+    has_spots,
+    key_name,
+    one_of,
+    rgb_image,
+    spatial_coords,
+    unique_obs_names,
+)
 from sthisto._validate import library_id as _library_id
-from sthisto._validate import rgb_image, spatial_coords
 
 from ._pooling import assign_spots
-from ._tiling import resolve_segmenter, segment_image, tile_windows
+from ._tiling import resolve_segmenter, segment_image, tile_arguments, tile_windows
 
 
 @doc_params
@@ -111,6 +122,13 @@ def segment_nuclei(
     :func:`sthisto.pp.nuclei.segment_image` takes an ``executor=`` that runs the tiles.
     """
     adata = copy_or_self(adata, copy)
+    key_added = key_name(key_added)
+    has_spots(adata)
+    unique_obs_names(adata)  # nuclei are assigned to spots by name
+    tile_size, overlap = tile_arguments(tile_size, overlap)
+    region = one_of(region, "region", ("spots", "all"))
+    backend = one_of(backend, "backend", ("threads", "processes"))
+    settings.resolve_n_jobs(n_jobs)  # checked here, resolved by segment_image
     segmenter = resolve_segmenter(method, watershed_params, threshold)
     lib = _library_id(adata, library_id)
     image, _ = image_and_scale(adata, lib, img_key=K.FULLRES)
@@ -119,6 +137,7 @@ def segment_nuclei(
     xy = spatial_coords(adata, spatial_key)
     shape = tuple(int(s) for s in image.shape[:2])
     radius = spot_diameter_px(adata, lib) / 2
+    target = None if labels_path is None else _labels_target(labels_path, shape)
     inside = ((xy[:, 0] + radius > 0) & (xy[:, 0] - radius < shape[1])
               & (xy[:, 1] + radius > 0) & (xy[:, 1] - radius < shape[0]))
     if not inside.any():
@@ -135,29 +154,55 @@ def segment_nuclei(
         y1 = min(shape[0], int(np.ceil(xy[inside, 1].max() + 3 * radius)))
         x1 = min(shape[1], int(np.ceil(xy[inside, 0].max() + 3 * radius)))
         bbox = (y0, x0, y1, x1)
-    elif region == "all":
-        windows, bbox = tile_windows(shape, tile_size), None
     else:
-        raise ValueError(f"region must be 'spots' or 'all', got {region!r}")
-    labels_out = None
-    if labels_path is not None:
-        labels_path = os.fspath(labels_path)
-        if not labels_path.endswith(".npy"):
-            raise ValueError(f"labels_path must end with .npy, got {labels_path!r}")
-        labels_out = np.lib.format.open_memmap(labels_path, mode="w+", dtype=np.int32, shape=shape)
-    table = segment_image(
-        image, microns_per_pixel=mpp, method=segmenter, windows=windows, tile_size=tile_size,
-        overlap=overlap, threshold_bbox=bbox, n_jobs=n_jobs, backend=backend, labels_out=labels_out,
-    )
-    if labels_out is not None:
-        labels_out.flush()
+        windows, bbox = tile_windows(shape, tile_size), None
+    # the label image is written to a temporary file next to labels_path, moved there on success
+    partial = None if target is None else target.with_name(f".{target.name}.partial.npy")
+    try:
+        labels_out = None if partial is None else np.lib.format.open_memmap(
+            partial, mode="w+", dtype=np.int32, shape=shape)
+        table = segment_image(
+            image, microns_per_pixel=mpp, method=segmenter, windows=windows, tile_size=tile_size,
+            overlap=overlap, threshold_bbox=bbox, n_jobs=n_jobs, backend=backend, labels_out=labels_out,
+        )
+        if labels_out is not None:
+            labels_out.flush()
+            del labels_out
+            os.replace(partial, target)
+    finally:
+        if partial is not None and partial.exists():
+            partial.unlink()
     table["spot"] = assign_spots(table[["x", "y"]].to_numpy(), xy, radius, adata.obs_names)
     logger.info("segmented %d nuclei in %d tiles", len(table), len(windows))
     stored = {"tile_size": tile_size, "overlap": overlap, "region": region,
               "microns_per_pixel": mpp, "library_id": lib, "n_tiles": len(windows),
               "spot_radius_px": radius, **table.attrs}
-    if labels_path is not None:
-        stored["labels_path"] = labels_path
+    if target is not None:
+        stored["labels_path"] = str(target)
     table.attrs = {}
-    save_data(adata, attr="uns", key=key_added, data={"nuclei": table, "params": stored})
+    out = Outputs()
+    out.add("uns", key_added, {"nuclei": table, "params": stored})
+    out.write(adata)
     return adata if copy else None
+
+
+def _labels_target(labels_path: str | os.PathLike, shape: tuple[int, int]) -> Path:
+    """Check that ``labels_path`` is a writable ``.npy`` path with room for the label image."""
+    if not isinstance(labels_path, str | os.PathLike):
+        raise TypeError(f"labels_path must be a path (str or os.PathLike), got {type(labels_path).__name__}.")
+    target = Path(labels_path).expanduser()
+    if target.suffix != ".npy":
+        raise ValueError(f"labels_path must end with .npy, got {os.fspath(labels_path)!r}")
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"labels_path {target} is a folder; give a .npy file path.")
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"the folder of labels_path does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, f"cannot write labels_path {target}: the folder is not writable.")
+    need = 4 * shape[0] * shape[1]
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise OSError(errno.ENOSPC, f"labels_path {target}: the label image needs {need / 2**30:.3g} GiB, the "
+                                    f"disk has {free / 2**30:.3g} GiB free.")
+    return target

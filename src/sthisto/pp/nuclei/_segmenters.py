@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sthisto._errors import InputError
+
 from ._params import WatershedParams
 from ._stain import hematoxylin_threshold
 from ._watershed import segment_tile
@@ -69,6 +71,16 @@ class Watershed(Segmenter):
     microns_per_pixel: float | None = None
     name: str = field(default="watershed", init=False)
 
+    def __post_init__(self) -> None:
+        from sthisto._validate import number
+
+        if not isinstance(self.params, WatershedParams):
+            raise InputError(f"Watershed params must be a WatershedParams, got {type(self.params).__name__}.")
+        if self.threshold is not None:  # hematoxylin optical density is >= 0
+            object.__setattr__(self, "threshold", number(
+                self.threshold, "threshold", minimum=0,
+                fix="give a hematoxylin optical density (about 0.02-0.2), or None for Otsu's threshold"))
+
     def prepare(self, image, *, microns_per_pixel, bbox):  # noqa: D102
         threshold = self.threshold
         if threshold is None:
@@ -102,8 +114,9 @@ class LabelImage(Segmenter):
     def source(self, image):  # noqa: D102
         shape = tuple(getattr(self.labels, "shape", ()))
         if len(shape) != 2 or shape != tuple(image.shape[:2]):
-            raise ValueError(f"the label image has shape {shape} but the H&E image is "
+            raise InputError(f"the label image (method=) has shape {shape} but the H&E image is "
                              f"{tuple(image.shape[:2])}; pass labels of the full-resolution image.")
+        _check_dtype(np.dtype(self.labels.dtype), "the label image (method=)")
         return self.labels
 
     def __call__(self, tile):  # noqa: D102
@@ -121,13 +134,63 @@ class TileFunction(Segmenter):
         return f"callable:{getattr(self.fn, '__name__', type(self.fn).__name__)}"
 
     def __call__(self, tile):  # noqa: D102
-        labels = np.asarray(self.fn(tile))
-        if labels.shape != tile.shape[:2]:
-            raise ValueError(
-                f"the segmentation callable returned shape {labels.shape} for a tile of shape "
-                f"{tile.shape[:2]}; it must return an (H, W) label image of the tile."
-            )
-        return labels
+        return check_labels(self.fn(tile), tile.shape[:2], f"the segmentation callable {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Checked(Segmenter):
+    """A user's :class:`Segmenter` whose label images are checked tile by tile.
+
+    What it returns is measured only if it is an ``(H, W)`` image of non-negative integer
+    labels; anything else raises an error naming the segmenter, not a failure inside the
+    measurement kernels. Everything else is the wrapped segmenter's.
+    """
+
+    segmenter: Any
+
+    @property
+    def name(self) -> str:  # noqa: D102
+        return self.segmenter.name
+
+    def prepare(self, image, *, microns_per_pixel, bbox):  # noqa: D102
+        return replace(self, segmenter=self.segmenter.prepare(image, microns_per_pixel=microns_per_pixel, bbox=bbox))
+
+    def source(self, image):  # noqa: D102
+        return self.segmenter.source(image)
+
+    def record(self):  # noqa: D102
+        return self.segmenter.record()
+
+    def __call__(self, tile):  # noqa: D102
+        return check_labels(self.segmenter(tile), tile.shape[:2], f"the segmenter {self.name!r}")
+
+
+def checked(segmenter: Segmenter) -> Segmenter:
+    """Wrap a user's segmenter in :class:`Checked`; sthisto's own segmenters are returned as they are."""
+    return segmenter if isinstance(segmenter, Watershed | LabelImage | TileFunction | Checked) else Checked(segmenter)
+
+
+def _check_dtype(dtype: np.dtype, who: str) -> None:
+    if dtype.kind != "b" and not np.issubdtype(dtype, np.integer):
+        raise InputError(f"{who} holds labels of dtype {dtype}; a label image holds integers (0 = background, "
+                         "one positive id per nucleus). To fix: convert it, e.g. skimage.measure.label(mask) "
+                         "or labels.astype(np.int32).")
+
+
+def check_labels(labels: Any, shape: tuple[int, ...], who: str) -> np.ndarray:
+    """Return ``labels`` as an array, raising unless it is an ``(H, W)`` image of labels >= 0.
+
+    ``who`` (``"the segmenter 'x'"``) is named in the message.
+    """
+    arr = np.asarray(labels)
+    if arr.shape != tuple(shape):
+        raise InputError(f"{who} returned {type(labels).__name__} of shape {arr.shape} for a tile of shape "
+                         f"{tuple(shape)}; it must return an (H, W) label image of the tile.")
+    _check_dtype(arr.dtype, f"{who} returned an image that")
+    if arr.size and arr.dtype.kind != "b" and arr.min() < 0:
+        raise InputError(f"{who} returned negative labels (min {arr.min()}); 0 is background and nuclei "
+                         "are numbered from 1.")
+    return arr
 
 
 def as_segmenter(method: Any) -> Segmenter:

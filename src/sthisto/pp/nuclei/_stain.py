@@ -5,6 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from sthisto._image import read_region
 from sthisto._validate import rgb_image
 
 # skimage.color.hed_from_rgb[:, 0]: the hematoxylin column of the Ruifrok-Johnston matrix
@@ -88,7 +89,7 @@ def hematoxylin_threshold(
     chunk = max(step, (chunk_rows // step) * step)
     parts = []
     for ys in range(y0, y1, chunk):
-        sub = np.asarray(image[ys : min(ys + chunk, y1) : step, x0:x1:step])
+        sub = read_region(image, np.s_[ys : min(ys + chunk, y1) : step, x0:x1:step], source="the H&E image")
         parts.append(hematoxylin(np.ascontiguousarray(sub[..., :3])))
     h = np.concatenate(parts, axis=0)
     if sigma_um > 0:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sthisto._settings import progress, settings
-from sthisto._validate import rgb_image
+from sthisto._validate import integer, number, rgb_image
 
 from ._measure import measure
 from ._params import WatershedParams
@@ -207,14 +207,14 @@ def segment_image(
     :func:`measure` and ``x``/``y`` (centroid), in tile raster order. ``table.attrs`` holds
     ``method`` and the segmenter's recorded parameters (``threshold`` for the watershed).
     """
+    tile_size, overlap = tile_arguments(tile_size, overlap)
+    microns_per_pixel = number(microns_per_pixel, "microns_per_pixel", positive=True)
     segmenter = resolve_segmenter(method, watershed_params, threshold)
     source = segmenter.source(image)
     rgb = source is image  # tiles of the H&E image itself (else e.g. a label image)
     if rgb:
         rgb_image(image, where="the H&E image")
     shape = tuple(int(s) for s in image.shape[:2])
-    if tile_size < 16 or overlap < 0:
-        raise ValueError(f"tile_size must be >= 16 and overlap >= 0, got {tile_size}, {overlap}")
     if windows is None:
         windows = tile_windows(shape, tile_size)
     if windows:
@@ -257,14 +257,24 @@ def segment_image(
     return table
 
 
+def tile_arguments(tile_size: Any, overlap: Any) -> tuple[int, int]:
+    """Check ``tile_size`` (an integer >= 16) and ``overlap`` (an integer, 0 <= overlap < tile_size)."""
+    tile_size = integer(tile_size, "tile_size", minimum=16, fix="give the tile side in pixels, e.g. 2048")
+    overlap = integer(overlap, "overlap", minimum=0, maximum=tile_size - 1,
+                      fix="the context read around a tile must be smaller than the tile (raise tile_size)")
+    return tile_size, overlap
+
+
 def resolve_segmenter(method: Any, watershed_params: dict[str, Any], threshold: float | None) -> Segmenter:
     """Return the segmenter of ``method``, with watershed keyword overrides and threshold applied.
 
-    Overrides given with another segmenter are reported (they would be ignored).
+    Overrides given with another segmenter are reported (they would be ignored). A user's
+    segmenter comes back wrapped in :class:`~._segmenters.Checked`, so a tile it labels
+    wrongly raises an error naming it.
     """
     from sthisto._logging import logger
 
-    from ._segmenters import Watershed
+    from ._segmenters import Watershed, checked
 
     base = as_segmenter(method)
     if isinstance(base, Watershed):
@@ -275,4 +285,4 @@ def resolve_segmenter(method: Any, watershed_params: dict[str, Any], threshold: 
     if ignored:
         logger.warning("%s apply to the built-in watershed only and are ignored for the segmenter %r",
                        ", ".join(ignored), base.name)
-    return base
+    return checked(base)
