@@ -381,10 +381,7 @@ def files(tmp_path_factory):
 
 # Known gaps outside this test's reach (reported to the owner of the code), kept visible:
 # strict xfails turn into failures once they are fixed, so the entry is then removed.
-KNOWN = {
-    ("tl.fit", "modalities", "5"): "tl/_fit.py: list(modalities) raises a raw 'int object is not iterable'",
-    ("tl.fit", "modalities", "[1, 2]"): "tl/_fit.py: the message names obsm[1], not modalities=",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def _cases():

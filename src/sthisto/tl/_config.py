@@ -131,7 +131,7 @@ class M2TGLGOConfig:
         dims = self.hidden_dims
         if isinstance(dims, int | str) or not len(tuple(dims)):
             raise ValueError(f"hidden_dims must be a non-empty sequence of positive integers, got {dims!r}")
-        set_(self, "hidden_dims", tuple(integer(d, "hidden_dims[i]", minimum=1) for d in dims))
+        set_(self, "hidden_dims", tuple(integer(d, f"hidden_dims[{i}]", minimum=1) for i, d in enumerate(dims)))
         set_(self, "gamma", number(self.gamma, "gamma", minimum=0.0, maximum=1.0))
         set_(self, "heads", integer(self.heads, "heads", minimum=1))
         set_(self, "dropout", number(self.dropout, "dropout", minimum=0.0, maximum=0.95))

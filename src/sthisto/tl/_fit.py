@@ -13,7 +13,7 @@ from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._logging import logger
 from sthisto._settings import progress as _progress
-from sthisto._validate import raw_counts
+from sthisto._validate import name_list, raw_counts
 
 from . import _data
 from ._config import M2TGLGOConfig, resolve_config
@@ -119,7 +119,7 @@ def fit(
     if not adatas:
         raise ValueError("fit needs at least one training section")
     cfg = resolve_config(preset, config, **settings)
-    modalities = [modalities] if isinstance(modalities, str) else list(modalities)
+    modalities = list(name_list(modalities, "modalities"))
     if not modalities:
         raise ValueError("modalities must name at least one obsm feature block")
     if len(set(modalities)) != len(modalities):
