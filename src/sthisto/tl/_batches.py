@@ -105,7 +105,7 @@ class Block:
 
 
 def with_halo(graph: sp.csr_matrix, core: np.ndarray, hops: int) -> Block:
-    """The block of ``core`` with the spots within ``hops`` hops of it and the induced subgraph.
+    """Return the block of ``core`` with the spots within ``hops`` hops of it and the induced subgraph.
 
     ``graph`` is the symmetric CSR spot graph without self loops.
     """

@@ -44,7 +44,7 @@ def schedule(order: Sequence[int], world_size: int) -> list[list[int]]:
 
 
 def rank_seed(seed: int, rank: int) -> int:
-    """The seed of the random draws (DropEdge, dropout, sampled pairs) on ``rank``; rank 0 keeps ``seed``."""
+    """Return the seed of the random draws (DropEdge, dropout, sampled pairs) on ``rank``; rank 0 keeps ``seed``."""
     if rank == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), int(rank)]).generate_state(1)[0])
@@ -68,4 +68,4 @@ def loss_function(module):
 
     dev = next(module.parameters()).device
     ids = [dev.index] if dev.type == "cuda" and dev.index is not None else None
-    return DistributedDataParallel(_Loss(module), device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(_Loss(module), device_ids=ids, forward_sync_buffers=False)  # constant buffers

@@ -113,23 +113,32 @@ class M2TGLGO:
             spots, streamed in blocks of :data:`~sthisto.tl._stream.STREAM_BATCH_SIZE`
             above.
         """
-        import torch
+        from sthisto._device import torch_threads
 
-        from ._stream import stream_batch_size, stream_predict
+        from ._stream import stream_batch_size
 
         data = self.section_data(adata)
         size = stream_batch_size(batch_size, data.n_spots)
-        if size is not None:
-            blocks = data.blocks(size, len(self.config.hidden_dims))
-            z = stream_predict(self.module, data.features, blocks, self.device)
-            return self.preprocessing.to_expression(z).astype(np.float32, copy=False)
+        with torch_threads(None):  # sthisto.settings.n_jobs threads, as in training
+            z = self._outputs(data, size)
+        return self.preprocessing.to_expression(z).astype(np.float32, copy=False)
+
+    def _outputs(self, data: SectionData, batch_size: int | None) -> np.ndarray:
+        """Model outputs (training scale): the whole section at once, or streamed in blocks."""
+        import torch
+
+        from ._stream import stream_predict
+
+        if batch_size is not None:
+            blocks = data.blocks(batch_size, len(self.config.hidden_dims))
+            return stream_predict(self.module, data.features, blocks, self.device)
         xs, ei, _, _ = data.tensors(self.device)
         was_training = self.module.training
         self.module.eval()
         with torch.no_grad():
             z = self.module(xs, ei).float().cpu().numpy()
         self.module.train(was_training)
-        return self.preprocessing.to_expression(z).astype(np.float32, copy=False)
+        return z
 
     # --------------------------------------------------------------- save/load
     def save(self, dir_path: str | Path, *, overwrite: bool = False) -> None:

@@ -40,7 +40,7 @@ class SectionData:
         return int(self.features[0].shape[0])
 
     def blocks(self, batch_size: int, hops: int):
-        """The section's spatial blocks of at most ``batch_size`` spots with a ``hops``-hop halo."""
+        """Return the section's spatial blocks of at most ``batch_size`` spots with a ``hops``-hop halo."""
         import scipy.sparse as sp
 
         from ._batches import section_blocks

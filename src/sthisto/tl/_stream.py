@@ -32,7 +32,7 @@ STREAM_BATCH_SIZE = 16_384
 
 
 def stream_batch_size(batch_size: int | None, n_spots: int) -> int | None:
-    """The block size to stream a section of ``n_spots`` with (``None``: the whole section at once)."""
+    """Return the block size to stream a section of ``n_spots`` with (``None``: the whole section at once)."""
     if batch_size is not None:
         from sthisto._validate import integer
 
@@ -47,7 +47,7 @@ def _gather(xs: Sequence[np.ndarray], nodes: np.ndarray, device):
 
 
 def section_betas(member, xs: Sequence[np.ndarray], blocks: Sequence[Block], device) -> list:
-    """The inter-modal attention β of every layer of ``member`` over the whole section."""
+    """Return the inter-modal attention β of every layer of ``member`` over the whole section."""
     import torch
 
     from sthisto.module._mmge import cosine_sums

@@ -86,7 +86,7 @@ class _BlockItem:
 
 def training_items(sections: Sequence[SectionData], *, batch_size: int | None, hops: int, rings: bool,
                    device) -> list:
-    """What one optimiser step (per rank) consumes: whole sections, or the blocks of every section.
+    """Return what one optimiser step (per rank) consumes: whole sections, or the blocks of every section.
 
     Whole sections are moved to ``device`` once; blocks are gathered step by step, so
     memory is bounded by a block and its halo.
