@@ -206,6 +206,7 @@ def case_demo(batch_size: int | None, seed: int, cache: str) -> dict:
     adatas, genes = _demo_sections(Path(cache))
     t = time.perf_counter()
     df = st.tl.cross_validate(adatas, method="m2tglgo", protocol="paper", n_top=50, modalities=MODALITIES,
+                              n_candidates=None,
                               fit_kwargs={"m2tglgo": {**DEMO_SETTINGS, "batch_size": batch_size,
                                                       "gene_prior": genes, "progress": False}},
                               seed=seed)
