@@ -2,8 +2,8 @@
 
 Mini-batch training (``batch_size`` of :class:`sthisto.tl.M2TGLGOConfig`) and streaming
 prediction cut a section into *blocks*: contiguous tiles of spot coordinates, found by
-recursive bisection along the longer axis (a k-d split), so every block holds between
-``batch_size / 2`` and ``batch_size`` spots. A block's *core* spots are where the losses
+recursive cuts across the longer axis (a k-d split), into ``ceil(N / batch_size)`` blocks
+of nearly equal size. A block's *core* spots are where the losses
 are computed (or predictions written); its *halo* adds the spots within ``hops`` graph
 hops of the core, so that ``hops`` message-passing layers give the core spots exactly the
 embedding they have in the whole section. Nodes are ordered by hop distance (core first),
@@ -29,11 +29,13 @@ def spatial_blocks(n_spots: int, batch_size: int, coords: np.ndarray | None = No
     n_spots
         Number of spots.
     batch_size
-        Largest number of spots in a block; blocks hold at least ``batch_size // 2``
-        (unless the section is smaller).
+        Largest number of spots in a block. There are ``k = ceil(n_spots / batch_size)``
+        blocks of ``n_spots / k`` spots each (± 1), so their size hardly depends on the
+        section size.
     coords
-        (n_spots, ≥2) spot coordinates: blocks are the leaves of a k-d bisection (split
-        at the median of the longer axis, ties broken by spot index).
+        (n_spots, ≥2) spot coordinates: blocks are the leaves of a k-d split (a set of
+        spots due to become ``p`` blocks is cut across its longer axis into ``⌊p/2⌋`` and
+        ``⌈p/2⌉`` blocks' worth of spots, ties broken by spot index).
     graph
         Used only without ``coords``: consecutive runs of its reverse Cuthill–McKee order,
         which keeps graph neighbours close.
@@ -54,17 +56,18 @@ def spatial_blocks(n_spots: int, batch_size: int, coords: np.ndarray | None = No
         return [np.sort(part) for part in np.array_split(order, n_blocks)]
     xy = np.asarray(coords, dtype=np.float64)[:, :2]
     out: list[np.ndarray] = []
-    stack = [np.arange(n_spots, dtype=np.int64)]
+    stack = [(np.arange(n_spots, dtype=np.int64), -(-n_spots // batch_size))]
     while stack:
-        idx = stack.pop()
-        if idx.size <= batch_size:
+        idx, parts = stack.pop()
+        if parts == 1:
             out.append(np.sort(idx))
             continue
         pts = xy[idx]
         axis = int(np.argmax(np.ptp(pts, axis=0)))
         order = np.lexsort((idx, pts[:, axis]))  # by coordinate, then by spot index
-        half = idx.size // 2
-        stack.extend([idx[order[half:]], idx[order[:half]]])  # the lower half is popped first
+        low = parts // 2
+        cut = int(round(idx.size * low / parts))  # both sides keep ~n / parts spots per block
+        stack.extend([(idx[order[cut:]], parts - low), (idx[order[:cut]], low)])  # lower side popped first
     return out
 
 
