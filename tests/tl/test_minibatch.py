@@ -172,3 +172,16 @@ def test_large_section_streams_by_default(model, monkeypatch):
     monkeypatch.setattr(_stream, "stream_predict", lambda *a, **k: calls.append(len(a[2])) or real(*a, **k))
     np.testing.assert_allclose(model.predict(test), full, rtol=1e-5, atol=1e-5)
     assert calls and calls[0] >= 4  # 100 spots in blocks of <= 30
+
+
+def test_full_batch_on_a_large_section_suggests_batch_size(monkeypatch, caplog):
+    from sthisto.tl import _fit
+
+    monkeypatch.setattr(_fit, "STREAM_MIN_SPOTS", 50)
+    with caplog.at_level("WARNING", logger="sthisto"):
+        st.tl.fit(model_sections((0,)), **{**FAST, "epochs": 1})
+    assert "batch_size=" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sthisto"):
+        st.tl.fit(model_sections((0,)), **{**FAST, "epochs": 1, "batch_size": 40})
+    assert "batch_size=" not in caplog.text

@@ -21,6 +21,7 @@ from ._distributed import is_main_process
 from ._inner import inner_splits
 from ._model import M2TGLGO, build_member
 from ._preprocessing import Preprocessing
+from ._stream import STREAM_MIN_SPOTS
 from ._train import train_module
 
 
@@ -154,6 +155,11 @@ def fit(
     prep_kw = {"modalities": modalities, "genes": genes, "layer": layer, "feature_clip": cfg.feature_clip,
                "standardize_targets": cfg.standardize_targets, "neighbors_key": neighbors_key}
     prep = Preprocessing.fit(adatas, **prep_kw)
+    largest = max(a.n_obs for a in adatas)
+    if cfg.batch_size is None and largest > STREAM_MIN_SPOTS:
+        logger.warning("full-batch training on a section of %d spots keeps the whole section's activations in "
+                       "memory (measured: 9.6 GB at 50k spots); pass batch_size= (e.g. 4096) to train on spatial "
+                       "blocks with memory bounded by the block (see docs/scaling.md)", largest)
     rings = "ranking" in cfg.active_loss_weights and cfg.batch_size is None  # else rings per block
     train = [prep.section(a, targets=True, rings=rings, where=f"training section {i}")
              for i, a in enumerate(adatas)]

@@ -25,7 +25,8 @@ import numpy as np
 
 from ._batches import Block
 
-#: sections with more spots are predicted in blocks when no ``batch_size`` is given
+#: sections with more spots are predicted in blocks when no ``batch_size`` is given (and
+#: full-batch training of them warns)
 STREAM_MIN_SPOTS = 50_000
 #: block size of streamed prediction when no ``batch_size`` is given
 STREAM_BATCH_SIZE = 16_384
