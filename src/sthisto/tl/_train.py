@@ -70,8 +70,7 @@ class _BlockItem:
         from ._batches import block_rings
 
         self.section, self.block = section, block
-        nodes, ei = block.prefix(len(block.hop_counts) - 1)
-        self.nodes, self.edge_index = nodes, ei
+        self.nodes, self.edge_index = block.nodes, block.edge_index  # core + the whole halo
         self.rings = block_rings(block, MAX_HOP) if rings else None
 
     def tensors(self, device):
