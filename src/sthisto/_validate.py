@@ -143,18 +143,24 @@ def _path(path: Any, what: str) -> Path:
     return Path(path).expanduser()
 
 
+def _existing(path: Any, what: str, *, folder: bool) -> Path:
+    path = _path(path, what)
+    if folder and path.is_file():
+        raise NotADirectoryError(f"{what} {path} is a file; pass the folder.")
+    if not folder and path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; pass the file itself.")
+    if not (path.is_dir() if folder else path.is_file()):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return path
+
+
 def existing_file(path: Any, what: str) -> Path:
     """Return ``path`` as a :class:`~pathlib.Path`, raising unless it is an existing file.
 
     Raises ``TypeError`` for something that is not a path, ``IsADirectoryError`` for a
     folder and ``FileNotFoundError`` for a missing file, each naming ``what``.
     """
-    path = _path(path, what)
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a folder; pass the file itself.")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
+    return _existing(path, what, folder=False)
 
 
 def existing_folder(path: Any, what: str) -> Path:
@@ -163,12 +169,7 @@ def existing_folder(path: Any, what: str) -> Path:
     Raises ``TypeError`` for something that is not a path, ``NotADirectoryError`` for a
     file and ``FileNotFoundError`` for a missing folder, each naming ``what``.
     """
-    path = _path(path, what)
-    if path.is_file():
-        raise NotADirectoryError(f"{what} {path} is a file; pass the folder.")
-    if not path.is_dir():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
+    return _existing(path, what, folder=True)
 
 
 # --- AnnData fields ---------------------------------------------------------------------
