@@ -259,16 +259,18 @@ CATALOGUE: dict[str, Entry] = {
         lambda a, **kw: st.tl.fit(a, **{"progress": False, **kw}), "sections", first="adatas",
         valid={"epochs": 1, "epoch_selection": "fixed", "n_ensemble": 1, "hidden_dims": (8, 8), "n_top_genes": 5},
         kinds={"epochs": "count", "n_top_genes": "count", "heads": "count", "lr": "positive", "seed": "index",
-               "preset": "choice", "device": "choice", "layer": "choice", "modalities": "names"}),
+               "preset": "choice", "device": "choice", "layer": "choice", "modalities": "names",
+               "batch_size": "count"}),
     "tl.fit_baseline": Entry(
         lambda a, **kw: _function("tl.fit_baseline")(a, **kw), "sections", first="adatas",
         valid={"method": "ridge", "genes": "FIRST_GENE", "alphas": [1.0]},
         kinds={"method": "choice", "genes": "names", "features": "names", "layer": "choice", "alphas": "grid",
                "neighbors": "grid", "n_components": "count", "seed": "index"}),
     "tl.predict": Entry(
-        _with_model(st.tl.predict), "predicted", kinds={"key_added": "key", "model": "adata"},
+        _with_model(st.tl.predict), "predicted", kinds={"key_added": "key", "model": "adata", "batch_size": "count"},
         damage=("dup_var",)),
-    "tl.predict_anndata": Entry(_with_model(st.tl.predict_anndata), "predicted", kinds={"model": "adata"}),
+    "tl.predict_anndata": Entry(_with_model(st.tl.predict_anndata), "predicted",
+                                kinds={"model": "adata", "batch_size": "count"}),
     "tl.evaluate": Entry(
         _tl("evaluate"), "predicted", kinds={"pred_key": "choice", "layer": "choice", "genes": "names",
                                              "transform": "choice", "key_added": "key"},

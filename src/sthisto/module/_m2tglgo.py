@@ -122,10 +122,16 @@ class M2TGLGOModule(nn.Module):
         return "ranking" in self.loss_weights
 
     def forward(
-        self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor
+        self,
+        xs: Sequence[torch.Tensor],
+        edge_index: torch.Tensor,
+        betas: Sequence[torch.Tensor | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(H, Ẑ)``: the (N, d) spot embedding and the (N, C) predicted expression."""
-        h = self.encoder(xs, edge_index)
+        """Return ``(H, Ẑ)``: the (N, d) spot embedding and the (N, C) predicted expression.
+
+        ``betas``: the inter-modal attention of each layer, fixed (see :meth:`MMGE.forward`).
+        """
+        h = self.encoder(xs, edge_index, betas)
         return h, self.gene_head(h)
 
     def loss(
@@ -136,14 +142,24 @@ class M2TGLGOModule(nn.Module):
         rings: torch.Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        n_core: int | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Return the weighted total loss and its unweighted components (floats).
 
         The encoder sees the spot graph after DropEdge (when ``edge_dropout > 0``); the
         reconstruction loss targets the full graph.
+
+        With ``n_core`` (a spatial block of a section: :mod:`sthisto.tl._batches`), the
+        first ``n_core`` spots are the block's core and the rest its halo: every loss is
+        defined on the core only (``target`` and ``rings`` hold core rows, ring members
+        index core spots, the reconstruction uses the edges among core spots), while the
+        encoder sees the halo too, so the core embeddings are those of the whole section.
         """
         seen = drop_edges(edge_index, self.edge_dropout, generator) if self.training else edge_index
         h, z_hat = self(xs, seen)
+        if n_core is not None:
+            h, z_hat = h[:n_core], z_hat[:n_core]
+            edge_index = edge_index[:, (edge_index[0] < n_core) & (edge_index[1] < n_core)]
         parts = {"gene": F.mse_loss(z_hat, target)}
         if "ranking" in self.loss_weights:
             if rings is None:
@@ -151,7 +167,9 @@ class M2TGLGOModule(nn.Module):
             parts["ranking"] = RANKING_FORMS[self.ranking_form](
                 h, rings, quantiles=self.quantiles, epsilon=self.epsilon
             )
-        if "recon" in self.loss_weights:
+        if "recon" in self.loss_weights and h.shape[0] < 2:  # a one-spot block has no pairs
+            parts["recon"] = h.sum() * 0.0
+        elif "recon" in self.loss_weights:
             parts["recon"] = RECON_FORMS[self.recon_form](
                 h, edge_index, dense_max_spots=self.dense_recon_max_spots, generator=generator
             )

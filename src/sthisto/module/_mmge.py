@@ -26,6 +26,16 @@ class WithinModal(nn.Module):
         return F.elu(self.gat(x, edge_index))
 
 
+def cosine_sums(projected: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``S[m, n] = Σ_i cos(X'_m[i], X'_n[i])``: the per-spot cosines summed over spots, (M, M).
+
+    Sums over disjoint sets of spots add up, so streaming prediction accumulates them block
+    by block (:func:`sthisto.tl._stream.stream_predict`).
+    """
+    z = torch.stack([F.normalize(p, dim=1) for p in projected])  # (M, N, d)
+    return torch.einsum("mnd,knd->mk", z, z)
+
+
 def modality_scores(projected: Sequence[torch.Tensor]) -> torch.Tensor:
     """Scaled inter-modal score ``s(X'_m, X'_n)``: the mean over spots of per-spot cosine.
 
@@ -36,8 +46,7 @@ def modality_scores(projected: Sequence[torch.Tensor]) -> torch.Tensor:
     -------
     A (M, M) score matrix.
     """
-    z = torch.stack([F.normalize(p, dim=1) for p in projected])  # (M, N, d)
-    return torch.einsum("mnd,knd->mk", z, z) / z.shape[1]
+    return cosine_sums(projected) / projected[0].shape[0]
 
 
 class InterModal(nn.Module):
@@ -51,10 +60,21 @@ class InterModal(nn.Module):
         super().__init__()
         self.proj = nn.ModuleList(nn.Linear(d, out_dim, bias=False) for d in in_dims)
 
-    def forward(self, xs: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Return the per-modality inter-modal embeddings and the (M, M) attention β."""
-        projected = [F.relu(q(x)) for q, x in zip(self.proj, xs, strict=True)]
-        beta = torch.softmax(modality_scores(projected), dim=1)
+    def project(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``X'_m = ReLU(X_m Q_m)`` per modality (Eq. 2), row by row."""
+        return [F.relu(q(x)) for q, x in zip(self.proj, xs, strict=True)]
+
+    def forward(
+        self, xs: Sequence[torch.Tensor], beta: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Return the per-modality inter-modal embeddings and the (M, M) attention β.
+
+        ``beta`` given (the section's β, when a block of it is computed) replaces the β of
+        the spots in ``xs``.
+        """
+        projected = self.project(xs)
+        if beta is None:
+            beta = torch.softmax(modality_scores(projected), dim=1)
         stacked = torch.stack(projected)  # (M, N, d)
         mixed = torch.einsum("mk,knd->mnd", beta, stacked)
         return list(mixed.unbind(0)), beta
@@ -88,10 +108,12 @@ class MMGELayer(nn.Module):
         )
         self.inter = InterModal(in_dims, out_dim) if use_inter else None
 
-    def forward(self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor) -> list[torch.Tensor]:
-        """Return the per-modality (N, out_dim) embeddings."""
+    def forward(
+        self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor, beta: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Return the per-modality (N, out_dim) embeddings (``beta``: see :meth:`InterModal.forward`)."""
         wi = [g(x, edge_index) for g, x in zip(self.within, xs, strict=True)] if self.within else None
-        it = self.inter(xs)[0] if self.inter is not None else None
+        it = self.inter(xs, beta)[0] if self.inter is not None else None
         if wi is None:
             return it
         if it is None:
@@ -155,9 +177,30 @@ class MMGE(nn.Module):
     def _drop(self, hs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         return [F.dropout(h, self.dropout, self.training) for h in hs]
 
-    def forward(self, xs: Sequence[torch.Tensor], edge_index: torch.Tensor) -> torch.Tensor:
-        """Return the fused (N, hidden_dims[-1]) spot embedding H (in (0, 1) for the sigmoid)."""
+    def hidden(
+        self,
+        xs: Sequence[torch.Tensor],
+        edge_index: torch.Tensor,
+        n_layers: int,
+        betas: Sequence[torch.Tensor | None] | None = None,
+    ) -> list[torch.Tensor]:
+        """Per-modality outputs of the first ``n_layers`` MMGE layers (``betas``: one per layer)."""
         hs = self._drop(xs)
-        for layer in self.layers:
-            hs = self._drop(layer(hs, edge_index))
+        for k, layer in enumerate(self.layers[:n_layers]):
+            hs = self._drop(layer(hs, edge_index, None if betas is None else betas[k]))
+        return hs
+
+    def forward(
+        self,
+        xs: Sequence[torch.Tensor],
+        edge_index: torch.Tensor,
+        betas: Sequence[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """Return the fused (N, hidden_dims[-1]) spot embedding H (in (0, 1) for the sigmoid).
+
+        ``betas`` (one (M, M) β or ``None`` per layer) fixes the inter-modal attention, as
+        when a block of a larger section is computed with the section's β; by default β is
+        that of the spots given.
+        """
+        hs = self.hidden(xs, edge_index, len(self.layers), betas)
         return EMBEDDING_ACTIVATIONS[self.activation](self.fusion(torch.cat(hs, dim=1)))

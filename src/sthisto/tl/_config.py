@@ -90,6 +90,14 @@ class M2TGLGOConfig:
     early_stopping, patience
         With ``epoch_selection="fixed"`` and a ``val_adata``: stop when the validation
         PCC has not improved for ``patience`` epochs and restore the best weights.
+    batch_size
+        ``None`` (default): full batch, one optimiser step per section. An integer:
+        mini-batch training for large sections — each section is cut into spatially
+        contiguous blocks of at most ``batch_size`` spots, each with the halo of graph
+        hops the MMGE layers need, and each block is one step; the gene, ranking and
+        reconstruction losses are defined on the block's core spots (hop rings and
+        pairs inside the block), so memory is bounded by the block whatever the section
+        size. Validation then streams block by block (exact).
     """
 
     # architecture
@@ -125,6 +133,8 @@ class M2TGLGOConfig:
     n_ensemble: int = 3
     early_stopping: bool = False
     patience: int = 50
+    # scale
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise in place once
@@ -165,6 +175,9 @@ class M2TGLGOConfig:
         set_(self, "eval_every", integer(self.eval_every, "eval_every", minimum=1))
         set_(self, "n_ensemble", integer(self.n_ensemble, "n_ensemble", minimum=1))
         set_(self, "patience", integer(self.patience, "patience", minimum=1))
+        if self.batch_size is not None:
+            set_(self, "batch_size", integer(self.batch_size, "batch_size", minimum=1,
+                                             fix="or None for full-batch training"))
         for name in ("use_within", "use_inter", "use_go", "use_ranking", "use_recon", "standardize_targets",
                      "gene_bias", "early_stopping"):
             if not isinstance(getattr(self, name), bool):
@@ -208,6 +221,7 @@ class M2TGLGOConfig:
         if unknown:
             raise ValueError(f"{where}: unknown M2TGLGO settings {sorted(unknown)}; "
                              f"this sthisto knows {sorted(names)}.")
+        values = {**FILLED_ON_LOAD, **dict(values)}
         missing = names - set(values)
         if missing:
             raise ValueError(f"{where}: the settings {sorted(missing)} are missing (written by an older "
@@ -219,6 +233,9 @@ class M2TGLGOConfig:
         check_names(overrides)
         return dataclasses.replace(self, **overrides)
 
+
+#: fields added after models were saved without them, with the value those models were trained with
+FILLED_ON_LOAD = MappingProxyType({"batch_size": None})
 
 PRESETS = {"default": M2TGLGOConfig, "paper": M2TGLGOConfig.paper}
 

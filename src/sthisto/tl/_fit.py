@@ -17,6 +17,7 @@ from sthisto._validate import name_list, raw_counts
 
 from . import _data
 from ._config import M2TGLGOConfig, resolve_config
+from ._distributed import is_main_process
 from ._inner import inner_splits
 from ._model import M2TGLGO, build_member
 from ._preprocessing import Preprocessing
@@ -153,14 +154,14 @@ def fit(
     prep_kw = {"modalities": modalities, "genes": genes, "layer": layer, "feature_clip": cfg.feature_clip,
                "standardize_targets": cfg.standardize_targets, "neighbors_key": neighbors_key}
     prep = Preprocessing.fit(adatas, **prep_kw)
-    rings = "ranking" in cfg.active_loss_weights
+    rings = "ranking" in cfg.active_loss_weights and cfg.batch_size is None  # else rings per block
     train = [prep.section(a, targets=True, rings=rings, where=f"training section {i}")
              for i, a in enumerate(adatas)]
     val = None if val_adata is None else [prep.section(val_adata, targets=True, where="val_adata")]
     splits = inner_splits(adatas) if cfg.epoch_selection == "inner" else []
 
     # --- train ----------------------------------------------------------------
-    bar = _Progress(progress, total=cfg.epochs * (len(splits) + cfg.n_ensemble))
+    bar = _Progress(progress and is_main_process(), total=cfg.epochs * (len(splits) + cfg.n_ensemble))
     history: list[pd.DataFrame] = []
     with torch_threads(n_jobs):
         selection = _select_epochs(cfg, splits, prep_kw, prior, rings=rings, seed=seed, device=dev,
@@ -174,7 +175,8 @@ def fit(
             result = train_module(member, train, epochs=selection["epochs"], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay, seed=member_seed, device=dev, val=val,
                                   eval_every=1 if val is not None else cfg.eval_every,
-                                  early_stopping=cfg.early_stopping, patience=cfg.patience, on_epoch=bar.step)
+                                  early_stopping=cfg.early_stopping, patience=cfg.patience,
+                                  batch_size=cfg.batch_size, on_epoch=bar.step)
             history.append(pd.DataFrame(result.history).assign(run=f"member:{k}"))
             members.append(member)
     bar.close()
@@ -201,7 +203,8 @@ def _select_epochs(cfg: M2TGLGOConfig, splits, prep_kw, prior, *, rings, seed, d
         member = _new_member(cfg, prep, prior).to(device)
         bar.phase(f"inner validation {i + 1}/{len(splits)}")
         result = train_module(member, train, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                              seed=seed, device=device, val=val, eval_every=cfg.eval_every, on_epoch=bar.step)
+                              seed=seed, device=device, val=val, eval_every=cfg.eval_every,
+                              batch_size=cfg.batch_size, on_epoch=bar.step)
         history.append(pd.DataFrame(result.history).assign(run=f"inner:{i}"))
         curves.append(dict(result.curve))
     epochs = sorted(curves[0])

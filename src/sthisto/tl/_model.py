@@ -99,17 +99,46 @@ class M2TGLGO:
         """Validate ``adata`` against the model's feature schema and return its arrays."""
         return self.preprocessing.section(adata, targets=targets, rings=rings)
 
-    def predict(self, adata: AnnData) -> np.ndarray:
-        """Return the (n_obs, n_genes) float32 predicted log-normalised expression of one section."""
+    def predict(self, adata: AnnData, *, batch_size: int | None = None) -> np.ndarray:
+        """Return the (n_obs, n_genes) float32 predicted log-normalised expression of one section.
+
+        Parameters
+        ----------
+        adata
+            A section with the model's feature blocks and a spot graph.
+        batch_size
+            Stream the section in spatial blocks of at most this many spots (exact: equal
+            to the whole-section forward up to float rounding; memory bounded by a block).
+            ``None``: whole section up to :data:`~sthisto.tl._stream.STREAM_MIN_SPOTS`
+            spots, streamed in blocks of :data:`~sthisto.tl._stream.STREAM_BATCH_SIZE`
+            above.
+        """
+        from sthisto._device import torch_threads
+
+        from ._stream import stream_batch_size
+
+        data = self.section_data(adata)
+        size = stream_batch_size(batch_size, data.n_spots)
+        with torch_threads(None):  # sthisto.settings.n_jobs threads, as in training
+            z = self._outputs(data, size)
+        return self.preprocessing.to_expression(z).astype(np.float32, copy=False)
+
+    def _outputs(self, data: SectionData, batch_size: int | None) -> np.ndarray:
+        """Model outputs (training scale): the whole section at once, or streamed in blocks."""
         import torch
 
-        xs, ei, _, _ = self.section_data(adata).tensors(self.device)
+        from ._stream import stream_predict
+
+        if batch_size is not None:
+            blocks = data.blocks(batch_size, len(self.config.hidden_dims))
+            return stream_predict(self.module, data.features, blocks, self.device)
+        xs, ei, _, _ = data.tensors(self.device)
         was_training = self.module.training
         self.module.eval()
         with torch.no_grad():
             z = self.module(xs, ei).float().cpu().numpy()
         self.module.train(was_training)
-        return self.preprocessing.to_expression(z).astype(np.float32, copy=False)
+        return z
 
     # --------------------------------------------------------------- save/load
     def save(self, dir_path: str | Path, *, overwrite: bool = False) -> None:
@@ -121,8 +150,15 @@ class M2TGLGO:
             Directory to write (created).
         overwrite
             Replace an existing saved model in ``dir_path``.
+
+        Under ``torch.distributed`` only rank 0 writes (every rank holds the same
+        weights); the other ranks return without writing.
         """
+        from ._distributed import is_main_process
         from ._model_io import save_model
+
+        if not is_main_process():
+            return
 
         save_model(self, Path(dir_path), overwrite=overwrite)
 

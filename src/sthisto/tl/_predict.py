@@ -13,6 +13,7 @@ from sthisto._utils import Outputs, copy_or_self, detach
 from sthisto._validate import key_name, unique_var_names
 
 from ._model import M2TGLGO
+from ._stream import stream_batch_size
 
 
 def _check_model(model) -> None:
@@ -49,6 +50,7 @@ def predict(
     model: M2TGLGO,
     *,
     key_added: str = K.PRED,
+    batch_size: int | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Predict expression of the model's genes on a section with features and a spot graph.
@@ -66,6 +68,10 @@ def predict(
         A fitted :class:`sthisto.tl.M2TGLGO`.
     key_added
         Layer and ``uns`` key of the predictions.
+    batch_size
+        Predict in spatial blocks of at most this many spots, with memory bounded by a
+        block (the result equals the whole-section prediction up to float rounding).
+        ``None``: the whole section at once up to 50,000 spots, blocks of 16,384 above.
     {copy}
 
     Returns
@@ -76,6 +82,7 @@ def predict(
     - ``uns['{{key_added}}']`` — ``genes`` predicted, ``modalities``, training ``params``, ``model_version``.
     """
     _check_model(model)
+    stream_batch_size(batch_size, 0)  # checked before any work
     adata = copy_or_self(adata, copy)
     key_added = key_name(key_added)
     unique_var_names(adata)
@@ -92,7 +99,7 @@ def predict(
             "(use sthisto.tl.predict_anndata to get all of them)",
             int((~present).sum()), len(model.genes),
         )
-    z = model.predict(adata)
+    z = model.predict(adata, batch_size=batch_size)
     out = np.full(adata.shape, np.nan, dtype=np.float32)
     out[:, pos[present]] = z[:, present]
     genes = [g for g, ok in zip(model.genes, present, strict=True) if ok]
@@ -103,7 +110,7 @@ def predict(
     return adata if copy else None
 
 
-def predict_anndata(adata: AnnData, model: M2TGLGO) -> AnnData:
+def predict_anndata(adata: AnnData, model: M2TGLGO, *, batch_size: int | None = None) -> AnnData:
     """Predict all model genes on any section (e.g. H&E only) into a new AnnData.
 
     Parameters
@@ -113,6 +120,8 @@ def predict_anndata(adata: AnnData, model: M2TGLGO) -> AnnData:
         ``obsp``; its ``var`` is ignored (it may hold no genes at all).
     model
         A fitted :class:`sthisto.tl.M2TGLGO`.
+    batch_size
+        As in :func:`predict`.
 
     Returns
     -------
@@ -121,9 +130,10 @@ def predict_anndata(adata: AnnData, model: M2TGLGO) -> AnnData:
     predictions, and ``uns['sthisto_pred']`` (genes, params, model version).
     """
     _check_model(model)
+    stream_batch_size(batch_size, 0)
     if not isinstance(adata, AnnData):
         raise TypeError(f"expected an AnnData object, got {type(adata).__name__}")
-    z = model.predict(adata)
+    z = model.predict(adata, batch_size=batch_size)
     out = AnnData(
         X=z,
         obs=adata.obs.copy(),

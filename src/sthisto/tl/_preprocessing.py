@@ -22,12 +22,33 @@ from . import _data
 
 @dataclass
 class SectionData:
-    """One section as arrays: scaled features, spot graph, hop rings and (optional) targets."""
+    """One section as arrays: scaled features, spot graph, hop rings and (optional) targets.
+
+    ``coords`` (the spot coordinates, when the section has them) place the spatial blocks
+    of mini-batch training and streaming prediction (:meth:`blocks`).
+    """
 
     features: list[np.ndarray]
     edge_index: np.ndarray
     rings: np.ndarray | None
     target: np.ndarray | None
+    coords: np.ndarray | None = None
+
+    @property
+    def n_spots(self) -> int:
+        """Number of spots."""
+        return int(self.features[0].shape[0])
+
+    def blocks(self, batch_size: int, hops: int):
+        """Return the section's spatial blocks of at most ``batch_size`` spots with a ``hops``-hop halo."""
+        import scipy.sparse as sp
+
+        from ._batches import section_blocks
+
+        n = self.n_spots
+        ei = self.edge_index
+        graph = sp.csr_matrix((np.ones(ei.shape[1], dtype=np.float32), (ei[0], ei[1])), shape=(n, n))
+        return section_blocks(graph, batch_size, hops, self.coords)
 
     def tensors(self, device):
         """Return ``(xs, edge_index, rings, target)`` as torch tensors on ``device``."""
@@ -150,8 +171,12 @@ class Preprocessing:
             y = _data.log_targets(adata, self.genes, self.layer)
             if self.target_scaler is not None:
                 y = (y - self.target_scaler[0]) / self.target_scaler[1]
+        coords = adata.obsm.get(K.SPATIAL_KEY)
+        coords = None if coords is None else np.asarray(coords, dtype=np.float64)[:, :2]
+        if coords is not None and not np.isfinite(coords).all():
+            coords = None  # blocks then follow the graph alone
         return SectionData(features=x, edge_index=_data.edge_index(graph),
-                           rings=_data.padded_rings(graph) if rings else None, target=y)
+                           rings=_data.padded_rings(graph) if rings else None, target=y, coords=coords)
 
     def to_expression(self, z: np.ndarray) -> np.ndarray:
         """Model outputs → log-normalised expression (undo the target standardisation)."""
