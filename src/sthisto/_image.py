@@ -369,11 +369,6 @@ class Region:
         self._remote = False  # set when unpickled: compute dask arrays synchronously there
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape of the image."""
-        return tuple(int(s) for s in self.image.shape)
-
-    @property
     def portable(self) -> bool:
         """Whether the reader travels to another process without the pixels (a file map or a lazy graph)."""
         if self._file is not None:

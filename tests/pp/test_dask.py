@@ -223,3 +223,30 @@ def test_import_does_not_import_distributed():
     code = "import sys, sthisto as st; st.pp.segment_nuclei; print('distributed' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_region_travels_as_its_file_or_a_small_graph(tmp_path):
+    import pickle
+
+    import dask.array as da
+    import zarr
+
+    pixels = np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", pixels)
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    for view, offset in ((mapped, (0, 0)), (mapped[40:], (40, 0))):  # a row slice is still one file range
+        region = Region(view)
+        assert region.portable and len(pickle.dumps(region)) < 1000
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(region))((5, 7, 60, 90)),
+                                      pixels[5 + offset[0]:60 + offset[0], 7:90])
+    assert not Region(mapped[:, 10:]).portable  # not contiguous: the caller reads its tiles
+    assert not Region(pixels).portable
+    with pytest.raises(TypeError, match="in-memory array"):
+        pickle.dumps(Region(pixels))
+    store = zarr.open(str(tmp_path / "a.zarr"), mode="w", shape=pixels.shape, chunks=(64, 64, 3), dtype="u1")
+    store[:] = pixels
+    lazy = Region(da.from_zarr(str(tmp_path / "a.zarr")))
+    assert lazy.portable
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(lazy))((0, 0, 100, 100)), pixels[:100, :100])
+    held = np.zeros((1500, 1500, 3), dtype=np.uint8)  # a graph over an in-memory array carries its pixels
+    assert not Region(da.from_array(held, chunks=512)).portable

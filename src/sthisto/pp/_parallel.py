@@ -65,7 +65,6 @@ def failure(err: Exception, where: str) -> Exception:
 class Runner:
     """Runs every task at once in the calling thread (one task in flight)."""
 
-    name = "serial"
     in_process = True  # tasks see the caller's memory: tiles need not be read by the caller
     slots = 1
 
@@ -102,7 +101,6 @@ class PoolRunner(Runner):
     def __init__(self, executor: Any, slots: int, *, own: bool = False) -> None:
         self.executor, self.slots, self.own = executor, max(1, int(slots)), own
         self.in_process = not isinstance(executor, ProcessPoolExecutor)
-        self.name = "processes" if not self.in_process else "threads"
 
     def submit(self, fn, *args):  # noqa: D102
         return self.executor.submit(fn, *args)
@@ -115,7 +113,6 @@ class PoolRunner(Runner):
 class DaskRunner(Runner):
     """A ``dask.distributed.Client``: tasks run on its workers, shared objects are scattered once."""
 
-    name = "dask"
     in_process = False
 
     def __init__(self, client: Any) -> None:
