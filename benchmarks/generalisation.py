@@ -63,7 +63,7 @@ ABLATIONS = {
     "paper preset": {"preset": "paper"},
 }
 COLUMNS = ["part", "variant", "protocol", "gene_set", "method", "seed", "fold", "test_section", "pcc", "mse",
-           "fit_s", "choice"]
+           "fit_s", "choice", "load"]
 
 
 def _cached() -> pd.DataFrame:
@@ -90,6 +90,7 @@ def run(adatas, *, part, variant, protocol, methods, seed, fit_kwargs=None, gene
     df = st.tl.cross_validate(adatas, method=todo, protocol="paper", n_top=50, gene_sets=gene_sets,
                               modalities=MODALITIES, folds=PROTOCOLS[protocol], section_names=list(SECTIONS),
                               seed=seed, fit_kwargs={k: v for k, v in (fit_kwargs or {}).items() if k in todo})
+    load = os.getloadavg()[1]  # 5-minute load average as the run ends: how shared the CPU was
     timing = pd.DataFrame(df.attrs["timings"]).set_index(["fold", "method", "gene_set"])
     df = df[df.metric.isin(["pcc", "mse"])]
     wide = df.pivot_table(index=["fold", "test_section", "method", "gene_set"], columns="metric",
@@ -97,7 +98,7 @@ def run(adatas, *, part, variant, protocol, methods, seed, fit_kwargs=None, gene
     rows = [{"part": part, "variant": variant, "protocol": protocol, "gene_set": r.gene_set, "method": r.method,
              "seed": seed, "fold": r.fold, "test_section": r.test_section, "pcc": r.pcc, "mse": r.mse,
              "fit_s": timing.loc[(r.fold, r.method, r.gene_set), "fit_s"],
-             "choice": timing.loc[(r.fold, r.method, r.gene_set), "choice"]}
+             "choice": timing.loc[(r.fold, r.method, r.gene_set), "choice"], "load": load}
             for r in wide.itertuples()]
     _append(rows)
     print(f"{part}/{variant}/{protocol}/seed {seed}: {todo} in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -156,6 +157,15 @@ def _main_table(main: pd.DataFrame, protocol: str, gene_set: str = "hvg") -> lis
     return lines
 
 
+def _load_range(df: pd.DataFrame) -> str:
+    load = pd.to_numeric(df.get("load", pd.Series(dtype=float)), errors="coerce").dropna()
+    if load.empty:
+        return "the load average was not recorded"
+    missing = len(df) - len(load)
+    return (f"5-minute load average {load.min():.1f}-{load.max():.1f} at the end of the runs"
+            + (f", not recorded for {missing} of {len(df)} rows" if missing else ""))
+
+
 def report() -> None:
     df = _cached()
     df["pcc"] = df["pcc"].astype(float)
@@ -169,7 +179,7 @@ def report() -> None:
         "genes of each fold's training sections. Cells: mean per-gene PCC on the test section (mean over "
         "seeds for M2TGLGO); `seed sd`: sd over seeds of the mean over test sections; MSE of the log-normalised "
         "expression of those genes; `fit s`: one fit (2-core CPU, 1 training thread, shared machine: "
-        "the load average was 1.5-4). "
+        f"{_load_range(df)}). "
         "Every tuned knob (M2TGLGO's epochs, ridge alpha, kNN k) is chosen by inner validation on the "
         "training sections of the fold only.",
         "",

@@ -264,7 +264,7 @@ CATALOGUE: dict[str, Entry] = {
     "tl.fit_baseline": Entry(
         lambda a, **kw: _function("tl.fit_baseline")(a, **kw), "sections", first="adatas",
         valid={"method": "ridge", "genes": "FIRST_GENE", "alphas": [1.0]},
-        kinds={"method": "choice", "genes": "names", "features": "names", "layer": "choice", "alphas": "grid",
+        kinds={"method": "choice", "genes": "names", "modalities": "names", "layer": "choice", "alphas": "grid",
                "neighbors": "grid", "n_components": "count", "seed": "index"}),
     "tl.predict": Entry(
         _with_model(st.tl.predict), "predicted", kinds={"key_added": "key", "model": "adata", "batch_size": "count"},
