@@ -191,7 +191,7 @@ def test_a_failing_section_is_named_and_not_written(sections, client, tmp_path):
     assert left in ([], ["good.h5ad"])  # a finished section is complete; no partial file is left
 
 
-def test_bad_client_and_steps_are_named(synthetic_adata):
+def test_bad_client_and_steps_are_named(synthetic_adata, tmp_path):
     before = synthetic_adata.copy()
     for bad in (5, "tcp://scheduler:8786", object()):
         with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
@@ -209,13 +209,17 @@ def test_bad_client_and_steps_are_named(synthetic_adata):
         st.pp.run_cohort([synthetic_adata], [("segment_nuclei", {"copy": True})])
     with pytest.raises(FileNotFoundError, match="missing.h5ad"):
         st.pp.run_cohort(["missing.h5ad"], ["segment_nuclei"])
+    with pytest.raises(ValueError, match=r"sections \['synthetic'\] share a name"):
+        st.pp.run_cohort([synthetic_adata, synthetic_adata], ["segment_nuclei"], out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
     assert_unchanged(before, synthetic_adata)
 
 
 def test_local_run_cohort_leaves_inputs_unchanged(synthetic_adata):
     before = synthetic_adata.copy()
-    [out] = st.pp.run_cohort([synthetic_adata], [("segment_nuclei", {"tile_size": 256}), lambda a: None])
-    assert len(out.uns["sthisto_nuclei"]["nuclei"]) > 0
+    steps = [("segment_nuclei", {"tile_size": 256}), lambda a: a[:10].copy()]  # a step may return a new AnnData
+    [out] = st.pp.run_cohort([synthetic_adata], steps)
+    assert len(out.uns["sthisto_nuclei"]["nuclei"]) > 0 and out.n_obs == 10
     assert_unchanged(before, synthetic_adata)
 
 
