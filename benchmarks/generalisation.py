@@ -113,10 +113,12 @@ def main_part(adatas, seeds) -> None:
             fit_kwargs={"m2tglgo": {"preset": "paper"}})
 
 
-def ablation_part(adatas, seeds) -> None:
+def ablation_part(adatas, seeds, variants=None) -> None:
     for name, settings in ABLATIONS.items():
+        if variants is not None and name not in variants:
+            continue
         for seed in seeds:
-            if name == "default" and _done("main", "default", "loso", "m2tglgo", seed):
+            if _done("main", name, "loso", "m2tglgo", seed):  # the main part ran this variant already
                 continue
             run(adatas, part="ablation", variant=name, protocol="loso", methods=["m2tglgo"], seed=seed,
                 fit_kwargs={"m2tglgo": settings}, gene_sets=("hvg",))
@@ -206,8 +208,8 @@ def report() -> None:
         "",
     ]
     ab = pd.concat([df[df.part == "ablation"],
-                    main[(main.variant == "default") & (main.method == "m2tglgo") & (main.protocol == "loso")
-                         & (main.gene_set == "hvg")].assign(part="ablation")])
+                    main[main.variant.isin(list(ABLATIONS)) & (main.method == "m2tglgo")
+                         & (main.protocol == "loso") & (main.gene_set == "hvg")].assign(part="ablation")])
     if not ab.empty:
         ref = ab[ab.variant == "default"].groupby("fold")["pcc"].mean()
         lines += ["## Ablation (leave one section out, top-50 HVG; one change at a time against the default)", "",
@@ -231,6 +233,8 @@ if __name__ == "__main__":
     parser.add_argument("--part", choices=["main", "ablation", "report", "all"], default="all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ablation-seeds", type=int, default=3)
+    parser.add_argument("--variants", nargs="*", choices=list(ABLATIONS), default=None,
+                        help="ablation variants to run (default: all)")
     args = parser.parse_args()
     st.settings.progress_bar = False
     if args.part != "report":
@@ -238,5 +242,5 @@ if __name__ == "__main__":
         if args.part in ("main", "all"):
             main_part(adatas, range(args.seeds))
         if args.part in ("ablation", "all"):
-            ablation_part(adatas, range(args.ablation_seeds))
+            ablation_part(adatas, range(args.ablation_seeds), args.variants)
     report()
