@@ -188,6 +188,8 @@ def report() -> None:
         f"Python {platform.python_version()}, {platform.machine()}, CPU; load average when the report was "
         f"written: {os.getloadavg()[0]:.1f}.",
         "",
+        "<!-- tables: docs/model.md includes what follows -->",
+        "",
         "## Leave one section out (train on two, test on the third), top-50 HVG",
         "",
         *_main_table(main, "loso"),
