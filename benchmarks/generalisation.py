@@ -63,7 +63,7 @@ ABLATIONS = {
     "paper preset": {"preset": "paper"},
 }
 COLUMNS = ["part", "variant", "protocol", "gene_set", "method", "seed", "fold", "test_section", "pcc", "mse",
-           "fit_s", "choice"]
+           "fit_s", "choice", "load"]
 
 
 def _cached() -> pd.DataFrame:
@@ -90,6 +90,7 @@ def run(adatas, *, part, variant, protocol, methods, seed, fit_kwargs=None, gene
     df = st.tl.cross_validate(adatas, method=todo, protocol="paper", n_top=50, gene_sets=gene_sets,
                               modalities=MODALITIES, folds=PROTOCOLS[protocol], section_names=list(SECTIONS),
                               seed=seed, fit_kwargs={k: v for k, v in (fit_kwargs or {}).items() if k in todo})
+    load = os.getloadavg()[1]  # 5-minute load average as the run ends: how shared the CPU was
     timing = pd.DataFrame(df.attrs["timings"]).set_index(["fold", "method", "gene_set"])
     df = df[df.metric.isin(["pcc", "mse"])]
     wide = df.pivot_table(index=["fold", "test_section", "method", "gene_set"], columns="metric",
@@ -97,7 +98,7 @@ def run(adatas, *, part, variant, protocol, methods, seed, fit_kwargs=None, gene
     rows = [{"part": part, "variant": variant, "protocol": protocol, "gene_set": r.gene_set, "method": r.method,
              "seed": seed, "fold": r.fold, "test_section": r.test_section, "pcc": r.pcc, "mse": r.mse,
              "fit_s": timing.loc[(r.fold, r.method, r.gene_set), "fit_s"],
-             "choice": timing.loc[(r.fold, r.method, r.gene_set), "choice"]}
+             "choice": timing.loc[(r.fold, r.method, r.gene_set), "choice"], "load": load}
             for r in wide.itertuples()]
     _append(rows)
     print(f"{part}/{variant}/{protocol}/seed {seed}: {todo} in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -112,10 +113,12 @@ def main_part(adatas, seeds) -> None:
             fit_kwargs={"m2tglgo": {"preset": "paper"}})
 
 
-def ablation_part(adatas, seeds) -> None:
+def ablation_part(adatas, seeds, variants=None) -> None:
     for name, settings in ABLATIONS.items():
+        if variants is not None and name not in variants:
+            continue
         for seed in seeds:
-            if name == "default" and _done("main", "default", "loso", "m2tglgo", seed):
+            if _done("main", name, "loso", "m2tglgo", seed):  # the main part ran this variant already
                 continue
             run(adatas, part="ablation", variant=name, protocol="loso", methods=["m2tglgo"], seed=seed,
                 fit_kwargs={"m2tglgo": settings}, gene_sets=("hvg",))
@@ -156,6 +159,15 @@ def _main_table(main: pd.DataFrame, protocol: str, gene_set: str = "hvg") -> lis
     return lines
 
 
+def _load_range(df: pd.DataFrame) -> str:
+    load = pd.to_numeric(df.get("load", pd.Series(dtype=float)), errors="coerce").dropna()
+    if load.empty:
+        return "the load average was not recorded"
+    missing = len(df) - len(load)
+    return (f"5-minute load average {load.min():.1f}-{load.max():.1f} at the end of the runs"
+            + (f", not recorded for {missing} of {len(df)} rows" if missing else ""))
+
+
 def report() -> None:
     df = _cached()
     df["pcc"] = df["pcc"].astype(float)
@@ -169,12 +181,14 @@ def report() -> None:
         "genes of each fold's training sections. Cells: mean per-gene PCC on the test section (mean over "
         "seeds for M2TGLGO); `seed sd`: sd over seeds of the mean over test sections; MSE of the log-normalised "
         "expression of those genes; `fit s`: one fit (2-core CPU, 1 training thread, shared machine: "
-        "the load average was 1.5-4). "
+        f"{_load_range(df)}). "
         "Every tuned knob (M2TGLGO's epochs, ridge alpha, kNN k) is chosen by inner validation on the "
         "training sections of the fold only.",
         "",
         f"Python {platform.python_version()}, {platform.machine()}, CPU; load average when the report was "
         f"written: {os.getloadavg()[0]:.1f}.",
+        "",
+        "<!-- tables: docs/model.md includes what follows -->",
         "",
         "## Leave one section out (train on two, test on the third), top-50 HVG",
         "",
@@ -196,8 +210,8 @@ def report() -> None:
         "",
     ]
     ab = pd.concat([df[df.part == "ablation"],
-                    main[(main.variant == "default") & (main.method == "m2tglgo") & (main.protocol == "loso")
-                         & (main.gene_set == "hvg")].assign(part="ablation")])
+                    main[main.variant.isin(list(ABLATIONS)) & (main.method == "m2tglgo")
+                         & (main.protocol == "loso") & (main.gene_set == "hvg")].assign(part="ablation")])
     if not ab.empty:
         ref = ab[ab.variant == "default"].groupby("fold")["pcc"].mean()
         lines += ["## Ablation (leave one section out, top-50 HVG; one change at a time against the default)", "",
@@ -221,6 +235,8 @@ if __name__ == "__main__":
     parser.add_argument("--part", choices=["main", "ablation", "report", "all"], default="all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ablation-seeds", type=int, default=3)
+    parser.add_argument("--variants", nargs="*", choices=list(ABLATIONS), default=None,
+                        help="ablation variants to run (default: all)")
     args = parser.parse_args()
     st.settings.progress_bar = False
     if args.part != "report":
@@ -228,5 +244,5 @@ if __name__ == "__main__":
         if args.part in ("main", "all"):
             main_part(adatas, range(args.seeds))
         if args.part in ("ablation", "all"):
-            ablation_part(adatas, range(args.ablation_seeds))
+            ablation_part(adatas, range(args.ablation_seeds), args.variants)
     report()

@@ -49,6 +49,7 @@ KINDS: dict[str, list[Any]] = {
     "adata": [None, "adata", pd.DataFrame({"a": [1]})],         # the AnnData itself
     "matrix": [None, "x", np.zeros((3, 2)), np.array([["a", "b"], ["c", "d"]])],  # a square adjacency
     "points": [None, "x", np.zeros(5), np.array([[np.nan, 1.0], [0.0, 0.0]])],   # (n, 2) coordinates
+    "client": ["tcp://scheduler:8786", 5, True, ("x",)],                  # a dask.distributed.Client
 }
 HUGE: dict[str, Any] = {"count": 10**12}  # may run only when it is cheap; else a clear error
 
@@ -201,17 +202,21 @@ CATALOGUE: dict[str, Entry] = {
         _pp("segment_nuclei"), kinds={"tile_size": "count", "overlap": "index", "threshold": "nonnegative",
                                       "region": "choice", "backend": "choice", "n_jobs": "n_jobs",
                                       "key_added": "key", "sigma_um": "nonnegative", "min_area_um2": "nonnegative",
-                                      "library_id": "choice", "method": "choice"},
+                                      "library_id": "choice", "method": "choice", "client": "client"},
         damage=("obsm_spatial", "uns_spatial", "nan_xy", "dup_obs", "no_spots")),
     "pp.nuclei_features": Entry(
         _pp("nuclei_features"), "segmented", kinds={"spot_diameter": "positive", "fill": "choice",
                                                    "morphology_key": "key", "topology_key": "key",
-                                                   "nuclei_key": "choice"},
+                                                   "nuclei_key": "choice", "client": "client"},
         damage=("obsm_spatial", "nan_xy", "dup_obs", "no_nuclei", "no_spots")),
+    "pp.run_cohort": Entry(
+        lambda a, **kw: st.pp.run_cohort([a], **{"steps": [("segment_nuclei", {"tile_size": 256})], **kw}),
+        first="adatas", kinds={"steps": "names", "client": "client", "n_jobs": "n_jobs", "backend": "choice",
+                               "adatas": "adata"}),
     "pp.image_features": Entry(
         _pp("image_features"), valid={"model": "texture", "patch_px": 16}, huge=("patch_px", "batch_size"),
         kinds={"patch_px": "count", "batch_size": "count", "n_pcs": "count", "tta": "choice", "patch_um": "positive",
-               "seed": "index", "key_added": "key", "img_key": "choice", "model": "choice"},
+               "seed": "index", "key_added": "key", "img_key": "choice", "model": "choice", "client": "client"},
         damage=("obsm_spatial", "uns_spatial", "nan_xy", "dup_obs", "no_spots")),
     "pp.patches": Entry(
         lambda a, **kw: next(st.pp.patches(a, **kw)), valid={"patch_px": 16}, huge=("patch_px", "batch_size"),
@@ -259,7 +264,7 @@ CATALOGUE: dict[str, Entry] = {
     "tl.fit_baseline": Entry(
         lambda a, **kw: _function("tl.fit_baseline")(a, **kw), "sections", first="adatas",
         valid={"method": "ridge", "genes": "FIRST_GENE", "alphas": [1.0]},
-        kinds={"method": "choice", "genes": "names", "features": "names", "layer": "choice", "alphas": "grid",
+        kinds={"method": "choice", "genes": "names", "modalities": "names", "layer": "choice", "alphas": "grid",
                "neighbors": "grid", "n_components": "count", "seed": "index"}),
     "tl.predict": Entry(
         _with_model(st.tl.predict), "predicted", kinds={"key_added": "key", "model": "adata", "batch_size": "count"},

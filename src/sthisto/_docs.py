@@ -22,6 +22,11 @@ DOC_PARAMS = {
     Random seed; ``None`` uses ``sthisto.settings.seed``.""",
     "n_jobs": """n_jobs
     Number of parallel workers; ``None`` uses ``sthisto.settings.n_jobs``, ``-1`` all cores.""",
+    "client": """client
+    A ``dask.distributed.Client`` whose workers run the tiles (each reads its own tile of a
+    memory-mapped or lazy image; the result equals the local run, ``n_jobs`` and ``backend``
+    are then unused); ``"auto"`` takes the client in force (``distributed.get_client()``);
+    ``None`` (default) runs locally. Needs ``pip install 'sthisto[dask]'``.""",
     "returns_copy": """Returns ``None`` and writes to ``adata``, or returns the modified copy if ``copy=True``.""",
 }
 

@@ -66,7 +66,7 @@ def test_hest_pools_the_test_split_with_groups(sections):
     assert set(df["fold"]) == {"p1", "p2"}
     assert set(df["test_section"]) == {"A+B", "C"}
     genes = df.attrs["genes"]["p1"]["hvg"]
-    model = fit_baseline([sections[2]], method="ridge", genes=genes, features=["deep"])
+    model = fit_baseline([sections[2]], method="ridge", genes=genes, modalities=["deep"])
     pred = np.concatenate([model.predict(a) for a in sections[:2]])
     y = np.concatenate([np.log1p(a[:, genes].X.toarray()) for a in sections[:2]])
     expected = np.mean([np.corrcoef(y[:, j], pred[:, j])[0, 1] for j in range(len(genes))])

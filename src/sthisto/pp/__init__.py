@@ -2,6 +2,7 @@
 
 from . import nuclei
 from ._bins import bin_nuclei_features, bins_to_nuclei
+from ._cohort import run_cohort
 from ._extractor import DeepExtractor, Extractor, TextureExtractor
 from ._gene_embeddings import gene_embeddings
 from ._go._graph import gene_ontology_graph
@@ -17,4 +18,4 @@ __all__ = [
     "bin_nuclei_features", "bins_to_nuclei",
     "patches", "image_features", "Extractor", "TextureExtractor", "DeepExtractor", "spatial_graph", "lattice_graph",
     "hop_rings", "knn_graph",
-    "gene_ontology_graph", "gene_embeddings"]
+    "gene_ontology_graph", "gene_embeddings", "run_cohort"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -12,15 +11,18 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._errors import InputError
+from sthisto._image import Region
 from sthisto._logging import logger
 from sthisto._settings import progress, settings
 from sthisto._utils import Outputs, copy_or_self
 from sthisto._validate import affordable, has_spots, integer, key_name, one_of, unique_obs_names
 
 from ._extractor import Extractor, as_extractor
-from ._patches import iter_patches, patch_geometry
+from ._parallel import check_client, map_tiles, runner, tile_input, window_name
+from ._patches import patch_geometry, patch_tiles, tile_patches
 
 TTA = {None: 1, "flip": 3, "rot90": 4, "d4": 8}
+TILE_PX = 4096  # image pixels of the tiles patches are cut from (one tile is read at a time)
 
 
 def _views(images: np.ndarray, tta: str | None) -> list[np.ndarray]:
@@ -33,6 +35,55 @@ def _views(images: np.ndarray, tta: str | None) -> list[np.ndarray]:
         return [images, images[:, :, ::-1], images[:, ::-1]]
     rots = [np.rot90(images, k, axes=(1, 2)) for k in range(4)]
     return rots if tta == "rot90" else rots + [r[:, :, ::-1] for r in rots]
+
+
+class PatchFeatures:
+    """The extractor's batch function with test-time augmentation: uint8 patches -> float32 features.
+
+    Picklable when the extractor's function is, so a dask cluster receives it once per worker.
+    """
+
+    def __init__(self, prepared, model: str, tta: str | None) -> None:
+        self.prepared, self.model, self.tta = prepared, model, tta
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.prepared(images), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != len(images):
+            raise ValueError(f"the extractor {self.model!r} returned shape {out.shape} for {len(images)} "
+                             "patches; it must return (batch, n_features).")
+        return out
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Mean features over the TTA views of a ``(B, P, P, 3)`` batch."""
+        views = _views(images, self.tta)
+        out = self._run(views[0])
+        for v in views[1:]:
+            out = out + self._run(v)
+        return out / len(views)
+
+
+def tile_features(tile, window, centres: np.ndarray, size: float, patch_px: int, batch_size: int,
+                  features: PatchFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the spots of one image tile, in batches (a worker's job).
+
+    ``tile.read()`` gives the pixels of ``window``; only the features are kept, batch by
+    batch, so memory is bounded by the tile and one batch.
+
+    Returns
+    -------
+    ``(features (k, D) float32, border (k,) bool)`` in the order of ``centres``.
+    """
+    pixels = tile.read()
+    feats, border = [], []
+    for start in range(0, len(centres), batch_size):
+        images, flags = tile_patches(pixels, window, centres[start:start + batch_size], size, patch_px)
+        out = features(images)
+        if feats and out.shape[1] != feats[0].shape[1]:
+            raise ValueError(f"model returned {out.shape[1]} features for one batch and {feats[0].shape[1]} "
+                             "for another.")
+        feats.append(out)
+        border.append(flags)
+    return np.concatenate(feats), np.concatenate(border)
 
 
 @doc_params
@@ -50,6 +101,7 @@ def image_features(
     img_key: str | None = None,
     spatial_key: str = K.SPATIAL_KEY,
     key_added: str | None = None,
+    client: Any = None,
     copy: bool = False,
     **options: Any,
 ) -> AnnData | None:
@@ -57,7 +109,8 @@ def image_features(
 
     Patches come from :func:`sthisto.pp.patches` (``patch_um`` microns, the spot diameter
     by default, resampled to ``patch_px``; border patches reflect-padded and flagged) and
-    are processed in streaming batches, reading the image tile by tile.
+    are processed in streaming batches, reading the image one tile of 4096 px at a time;
+    with a ``client`` the tiles run on a dask cluster, each worker reading its own tile.
 
     Parameters
     ----------
@@ -90,6 +143,8 @@ def image_features(
         (:attr:`~sthisto.pp.Extractor.key_added`): ``"sthisto_texture"`` for the texture
         extractor, ``"sthisto_deep"`` for a deep model — the keys :func:`sthisto.tl.fit`
         reads for the modalities ``"texture"`` and ``"deep"``.
+    {client} The extractor is sent to each worker once (a deep model runs on the workers'
+        device).
     {copy}
     **options
         With a model name, path, module or callable: the options of
@@ -127,31 +182,35 @@ def image_features(
     geometry = patch_geometry(
         adata, patch_um=patch_um, library_id=library_id, img_key=img_key, spatial_key=spatial_key
     )
+    client = check_client(client)
     prepared = extractor.prepare(seed=seed)
     info = {"model": extractor.name, **extractor.record()}
-
-    def run(images: np.ndarray) -> np.ndarray:
-        out = np.asarray(prepared(images), dtype=np.float32)
-        if out.ndim != 2 or out.shape[0] != len(images):
-            raise ValueError(f"the extractor {info['model']!r} returned shape {out.shape} for {len(images)} "
-                             "patches; it must return (batch, n_features).")
-        return out
+    features = PatchFeatures(prepared, info["model"], tta)
+    level = geometry.at_resolution(int(patch_px))
+    tiles = patch_tiles(level, tile_px=TILE_PX)
+    region = Region(level.image, source=level.source)
 
     feats: np.ndarray | None = None
     border = np.zeros(adata.n_obs, dtype=bool)
-    batches = iter_patches(geometry, patch_px=int(patch_px), batch_size=int(batch_size))
-    for batch in progress(batches, desc=f"{info['model']} features", total=math.ceil(adata.n_obs / batch_size)):
-        views = _views(batch.images, tta)
-        out = run(views[0])
-        for v in views[1:]:
-            out = out + run(v)
-        out = out / len(views)
-        if feats is None:
-            feats = np.zeros((adata.n_obs, out.shape[1]), dtype=np.float32)
-        elif out.shape[1] != feats.shape[1]:
-            raise ValueError(f"model returned {out.shape[1]} features for one batch and {feats.shape[1]} for another.")
-        feats[batch.index] = out
-        border[batch.index] = batch.border
+    with runner(client=client, n_jobs=1, n_tasks=len(tiles)) as run:
+        shared = run.share(features)
+
+        def task(tile):
+            return (tile_input(region, tile.window, run), tile.window, level.centres[tile.index], level.size,
+                    int(patch_px), int(batch_size), shared)
+
+        results = map_tiles(tile_features, [(lambda t=t: task(t)) for t in tiles], executor=run,
+                            max_in_flight=2 * run.slots,
+                            names=lambda i: window_name("patch tile", i, len(tiles), tiles[i].window))
+        for (out, flags), tile in zip(progress(results, desc=f"{info['model']} features", total=len(tiles)),
+                                      tiles, strict=True):
+            if feats is None:
+                feats = np.zeros((adata.n_obs, out.shape[1]), dtype=np.float32)
+            elif out.shape[1] != feats.shape[1]:
+                raise ValueError(f"model returned {out.shape[1]} features for one batch and {feats.shape[1]} "
+                                 "for another.")
+            feats[tile.index] = out
+            border[tile.index] = flags
     if feats is None:
         raise ValueError("adata has no spots.")
     if not np.isfinite(feats).all():

@@ -176,6 +176,63 @@ def extract_patch(img, cx: float, cy: float, size: float, patch_px: int | None) 
     return np.asarray(out), border
 
 
+@dataclass(frozen=True)
+class PatchTile:
+    """The spots whose patches are cut from one tile of the image.
+
+    Attributes
+    ----------
+    window
+        ``(y0, x0, y1, x1)`` image pixels read (the tile plus a margin of half a patch).
+    index
+        Integer positions of the spots in ``adata.obs``, in the order they are visited.
+    """
+
+    window: tuple[int, int, int, int]
+    index: np.ndarray
+
+
+def patch_tiles(geometry: PatchGeometry, *, tile_px: int = 4096) -> list[PatchTile]:
+    """Group the spots of ``geometry`` by image tile of ``tile_px`` pixels, tiles in raster order.
+
+    Each tile's window has a margin of half a patch (plus 3 px), so padding inside a tile
+    happens only at the image edges and a patch is cut from its tile alone.
+
+    Returns
+    -------
+    List of :class:`PatchTile`, covering every spot once.
+    """
+    centres, size = geometry.centres, geometry.size
+    h, w = geometry.image.shape[:2]
+    tile_px = max(int(tile_px), 1)
+    tx, ty = (centres[:, 0] // tile_px).astype(int), (centres[:, 1] // tile_px).astype(int)
+    order = np.lexsort((np.arange(len(centres)), tx, ty))
+    margin = int(np.ceil(size / 2.0)) + 3
+    tiles = []
+    if not len(order):
+        return tiles
+    cuts = np.flatnonzero((np.diff(ty[order]) != 0) | (np.diff(tx[order]) != 0)) + 1
+    for group in np.split(order, cuts):
+        gx, gy = tx[group[0]], ty[group[0]]
+        x0, y0 = max(gx * tile_px - margin, 0), max(gy * tile_px - margin, 0)
+        x1, y1 = min((gx + 1) * tile_px + margin, w), min((gy + 1) * tile_px + margin, h)
+        tiles.append(PatchTile((int(y0), int(x0), int(y1), int(x1)), group.astype(np.int64)))
+    return tiles
+
+
+def tile_patches(pixels: np.ndarray, window: tuple[int, int, int, int], centres: np.ndarray, size: float,
+                 patch_px: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the patches centred on ``centres`` (image pixels, x, y) from the ``pixels`` of ``window``.
+
+    Returns
+    -------
+    ``(images, border)``: uint8 ``(k, P, P, 3)`` patches and their border flags.
+    """
+    y0, x0 = window[0], window[1]
+    cut = [extract_patch(pixels, cx - x0, cy - y0, size, patch_px) for cx, cy in centres]
+    return np.stack([c[0] for c in cut]), np.array([c[1] for c in cut], dtype=bool)
+
+
 def iter_patches(
     geometry: PatchGeometry,
     *,
@@ -185,44 +242,38 @@ def iter_patches(
 ) -> Iterator[PatchBatch]:
     """Yield :class:`PatchBatch` es for a resolved geometry, reading one tile at a time.
 
-    Spots are visited tile by tile (``tile_px`` image pixels square, plus a margin of half a
-    patch), so a memory-mapped, dask or zarr image is read once per tile and never whole.
-    With a pyramid (``geometry.levels``) and resampled patches, tiles are read from the
-    coarsest level that still has ``patch_px`` pixels across a patch
+    Spots are visited tile by tile (:func:`patch_tiles`: ``tile_px`` image pixels square,
+    plus a margin of half a patch), so a memory-mapped, dask or zarr image is read once per
+    tile and never whole. With a pyramid (``geometry.levels``) and resampled patches, tiles
+    are read from the coarsest level that still has ``patch_px`` pixels across a patch
     (:meth:`PatchGeometry.at_resolution`).
     """
     geometry = geometry.at_resolution(patch_px)
-    img, centres, size = geometry.image, geometry.centres, geometry.size
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if patch_px is not None and int(patch_px) < 1:
         raise ValueError(f"patch_px must be a positive integer or None, got {patch_px}")
-    h, w = img.shape[:2]
-    tile_px = max(int(tile_px), 1)
-    tx, ty = (centres[:, 0] // tile_px).astype(int), (centres[:, 1] // tile_px).astype(int)
-    order = np.lexsort((np.arange(len(centres)), tx, ty))
-    margin = int(np.ceil(size / 2.0)) + 3
-    buf_i: list[int] = []
+    buf_i: list[np.ndarray] = []
     buf_p: list[np.ndarray] = []
-    buf_b: list[bool] = []
-    current, tile, origin = None, None, (0, 0)
-    for i in order:
-        key = (ty[i], tx[i])
-        if key != current:  # the margin makes padding inside a tile happen only at image edges
-            current = key
-            x0, y0 = max(tx[i] * tile_px - margin, 0), max(ty[i] * tile_px - margin, 0)
-            x1, y1 = min((tx[i] + 1) * tile_px + margin, w), min((ty[i] + 1) * tile_px + margin, h)
-            tile, origin = read_region(img, np.s_[y0:y1, x0:x1], source=geometry.source), (x0, y0)
-        cx, cy = centres[i]
-        patch, border = extract_patch(tile, cx - origin[0], cy - origin[1], size, patch_px)
-        buf_i.append(int(i))
-        buf_p.append(patch)
-        buf_b.append(border)
-        if len(buf_i) == batch_size:
-            yield PatchBatch(np.array(buf_i, dtype=np.int64), np.stack(buf_p), np.array(buf_b))
-            buf_i, buf_p, buf_b = [], [], []
+    buf_b: list[np.ndarray] = []
+    held = 0
+    for tile in patch_tiles(geometry, tile_px=tile_px):
+        y0, x0, y1, x1 = tile.window
+        pixels = read_region(geometry.image, np.s_[y0:y1, x0:x1], source=geometry.source)
+        pos = 0
+        while pos < len(tile.index):  # a batch may span tiles
+            index = tile.index[pos:pos + batch_size - held]
+            pos += len(index)
+            images, border = tile_patches(pixels, tile.window, geometry.centres[index], geometry.size, patch_px)
+            buf_i.append(index)
+            buf_p.append(images)
+            buf_b.append(border)
+            held += len(index)
+            if held == batch_size:
+                yield PatchBatch(np.concatenate(buf_i), np.concatenate(buf_p), np.concatenate(buf_b))
+                buf_i, buf_p, buf_b, held = [], [], [], 0
     if buf_i:
-        yield PatchBatch(np.array(buf_i, dtype=np.int64), np.stack(buf_p), np.array(buf_b))
+        yield PatchBatch(np.concatenate(buf_i), np.concatenate(buf_p), np.concatenate(buf_b))
 
 
 @doc_params

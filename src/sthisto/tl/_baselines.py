@@ -169,7 +169,7 @@ def fit_baseline(
     *,
     method: str = "ridge",
     genes: Sequence[str],
-    features: Sequence[str] = K.DEFAULT_MODALITIES,
+    modalities: Sequence[str] = K.DEFAULT_MODALITIES,
     layer: str | None = None,
     alphas: Sequence[float] = ALPHAS,
     neighbors: Sequence[int] = NEIGHBORS,
@@ -186,8 +186,8 @@ def fit_baseline(
         One of :data:`BASELINES`.
     genes
         Genes to predict (present in every section).
-    features
-        Modality names or ``obsm`` keys, concatenated.
+    modalities
+        Modality names or ``obsm`` keys, concatenated (as in :func:`sthisto.tl.fit`).
     layer
         Layer holding raw counts; ``None`` uses ``X``.
     alphas
@@ -212,7 +212,7 @@ def fit_baseline(
     method = one_of(method, "method", BASELINES)
     adatas = sections(adatas)
     genes = list(name_list(genes, "genes", allow_empty=False))
-    features = name_list(features, "features", allow_empty=False)
+    features = name_list(modalities, "modalities", allow_empty=False)
     alphas = [number(a, f"alphas[{i}]", positive=True) for i, a in enumerate(_values(alphas, "alphas"))]
     neighbors = [integer(k, f"neighbors[{i}]", minimum=1) for i, k in enumerate(_values(neighbors, "neighbors"))]
     n_components = integer(n_components, "n_components", minimum=1)

@@ -180,7 +180,7 @@ def cross_validate(
         A method name — ``"m2tglgo"`` (:func:`sthisto.tl.fit`), or a baseline:
         ``"ridge"``, ``"ridge_context"``, ``"knn"`` (each tuned by inner validation on the
         training sections of the fold), ``"hest_probe"``, ``"mean"`` (see
-        :func:`sthisto.tl._baselines.fit_baseline`) — a callable, or a list of these
+        :func:`sthisto.tl.fit_baseline`) — a callable, or a list of these
         (compared on the same folds and genes). Every method follows one protocol: it is
         called as ``method(train_adatas, genes=, modalities=, layer=, seed=,
         **fit_kwargs[name])`` and returns an object whose ``predict(adata)`` returns an

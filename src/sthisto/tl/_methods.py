@@ -37,7 +37,7 @@ def _fit_m2tglgo(train: Sequence[AnnData], *, genes, modalities, layer, seed, **
 
 def _baseline(method: str) -> FitFunction:
     def fit(train, *, genes, modalities, layer, seed, **kwargs) -> Predictor:
-        return fit_baseline(train, method=method, genes=genes, features=modalities, layer=layer, seed=seed,
+        return fit_baseline(train, method=method, genes=genes, modalities=modalities, layer=layer, seed=seed,
                             **kwargs)
 
     fit.__name__ = method

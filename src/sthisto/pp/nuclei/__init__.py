@@ -14,7 +14,8 @@ arrays, for users without AnnData::
 Where things live: ``_stain`` (hematoxylin, threshold), ``_params`` (:class:`WatershedParams`,
 the only definition of the watershed defaults), ``_watershed`` (:func:`segment_tile`),
 ``_segmenters`` (the :class:`Segmenter` protocol and its implementations), ``_tiling``
-(windows, the tile runner :func:`map_tiles`, :func:`segment_image`), ``_kernels``,
+(windows, :func:`segment_image`; the tile runner :func:`map_tiles` comes from
+:mod:`sthisto.pp._parallel`), ``_kernels``,
 ``_perimeter``, ``_hull`` and ``_skeleton`` (Numba), ``_measure``, ``_topology``,
 ``_pooling``, ``_columns`` (every column name), and the AnnData wrappers
 ``_segment_nuclei`` and ``_nuclei_features``.

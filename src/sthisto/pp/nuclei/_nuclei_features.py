@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from anndata import AnnData
 
@@ -11,6 +13,7 @@ from sthisto._image import spot_diameter_px
 from sthisto._logging import logger
 from sthisto._utils import Outputs, copy_or_self
 from sthisto._validate import key_name, number, one_of, spatial_coords
+from sthisto.pp._parallel import check_client, runner
 
 from ._columns import (
     NO_NUCLEI,
@@ -20,7 +23,7 @@ from ._columns import (
     SPOT_TOPOLOGY_COLUMNS,
 )
 from ._measure import to_microns
-from ._pooling import fill_missing, pool_spots
+from ._pooling import fill_missing, pool_spot_blocks
 from ._stored import nuclei_to_pool
 from ._topology import delaunay_features
 
@@ -36,6 +39,7 @@ def nuclei_features(
     fill: str = "mean",
     morphology_key: str = K.MORPHOLOGY,
     topology_key: str = K.TOPOLOGY,
+    client: Any = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Pool nucleus morphology and Delaunay topology into per-spot features.
@@ -64,6 +68,11 @@ def nuclei_features(
         nuclei; default) or ``"zero"``. Such spots are flagged by ``no_nuclei = 1``.
     morphology_key, topology_key
         Keys in ``adata.obsm``.
+    client
+        A ``dask.distributed.Client`` (or ``"auto"``: the client in force) whose workers pool
+        blocks of spots of 4096 px, each receiving only its spots and their nuclei; the
+        result equals the local run. The Delaunay triangulation, one per section, stays in
+        the caller. ``None`` (default) runs locally.
     {copy}
 
     Returns
@@ -85,6 +94,7 @@ def nuclei_features(
     """
     adata = copy_or_self(adata, copy)
     fill = one_of(fill, "fill", ("mean", "zero"))
+    client = check_client(client)
     morphology_key, topology_key = key_name(morphology_key, "morphology_key"), key_name(topology_key, "topology_key")
     table, params, lib, mpp = nuclei_to_pool(adata, nuclei_key, library_id)
     if spot_diameter is None:
@@ -100,11 +110,13 @@ def nuclei_features(
     theta = table["orientation"].to_numpy(np.float64)
     morph["cos2"] = np.cos(2 * theta)
     morph["sin2"] = np.sin(2 * theta)
-    m_spot = pool_spots(morph, centroids, xy, radius, index=adata.obs_names,
-                        microns_per_pixel=mpp, fill="nan")
-    m_spot[ORIENTATION_COHERENCE] = np.hypot(m_spot.pop("cos2"), m_spot.pop("sin2"))
     topo = delaunay_features(centroids, mpp)
-    t_spot = pool_spots(topo, centroids, xy, radius, index=adata.obs_names, fill="nan")
+    with runner(client=client, n_jobs=1) as run:
+        m_spot = pool_spot_blocks(morph, centroids, xy, radius, index=adata.obs_names, microns_per_pixel=mpp,
+                                  executor=run, what="morphology block")
+        t_spot = pool_spot_blocks(topo, centroids, xy, radius, index=adata.obs_names, executor=run,
+                                  what="topology block")
+    m_spot[ORIENTATION_COHERENCE] = np.hypot(m_spot.pop("cos2"), m_spot.pop("sin2"))
 
     empty = m_spot[NO_NUCLEI].to_numpy() > 0
     if empty.any():

@@ -77,6 +77,80 @@ def pool_spots(
     return out
 
 
+SPOT_BLOCK_PX = 4096  # side of the blocks of spots pooled as one task (full-resolution pixels)
+
+
+def pool_spot_blocks(
+    features: pd.DataFrame,
+    centroids: np.ndarray,
+    spots_xy: np.ndarray,
+    radius: float,
+    *,
+    index,
+    microns_per_pixel: float | None = None,
+    executor=None,
+    block_px: float = SPOT_BLOCK_PX,
+    what: str = "spot block",
+) -> pd.DataFrame:
+    """:func:`pool_spots` (``fill="nan"``) in square blocks of spots, each a task of ``executor``.
+
+    A block receives only its spots and the nuclei within ``radius`` of their bounding box,
+    in their original order, so each spot averages the same nuclei in the same order and
+    the result equals one :func:`pool_spots` over the section.
+
+    Parameters
+    ----------
+    features, centroids, spots_xy, radius, index, microns_per_pixel
+        As in :func:`pool_spots`.
+    executor
+        A :class:`~sthisto.pp._parallel.Runner` (``None``: the caller).
+    block_px
+        Side of a block, in the pixels of ``spots_xy``.
+    what
+        What a block is called in an error.
+
+    Returns
+    -------
+    The DataFrame of :func:`pool_spots`, rows in the order of ``spots_xy``.
+    """
+    from sthisto.pp._parallel import Runner, map_tiles
+
+    run = executor if executor is not None else Runner()
+    spots_xy = np.asarray(spots_xy, dtype=np.float64).reshape(-1, 2)
+    centroids = np.asarray(centroids, dtype=np.float64).reshape(-1, 2)
+    if len(features) != len(centroids):
+        raise ValueError(f"features has {len(features)} rows but there are {len(centroids)} centroids")
+    key = np.floor(spots_xy / float(block_px)).astype(np.int64)
+    order = np.lexsort((np.arange(len(spots_xy)), key[:, 0], key[:, 1]))
+    cuts = np.flatnonzero(np.any(np.diff(key[order], axis=0) != 0, axis=1)) + 1 if len(order) else []
+    blocks = np.split(order, cuts) if len(order) else []
+    margin = float(radius) * (1 + 1e-9) + 1e-9
+
+    def task(block):
+        lo, hi = spots_xy[block].min(axis=0) - margin, spots_xy[block].max(axis=0) + margin
+        near = np.flatnonzero(np.all((centroids >= lo) & (centroids <= hi), axis=1))
+        return (features.iloc[near], centroids[near], spots_xy[block], float(radius), microns_per_pixel)
+
+    def name(i):
+        x, y = key[blocks[i][0]] * float(block_px)
+        return f"{what} {i + 1} of {len(blocks)} (spots with x in [{x:g}, {x + block_px:g}), y in [{y:g}, {y + block_px:g}))"
+
+    results = map_tiles(_pool_block, [(lambda b=b: task(b)) for b in blocks], executor=run,
+                        max_in_flight=2 * run.slots, names=name)
+    columns, values = None, None
+    for block, part in zip(blocks, results, strict=True):
+        if values is None:
+            columns, values = list(part.columns), np.full((len(spots_xy), part.shape[1]), np.nan)
+        values[block] = part.to_numpy(np.float64)
+    if values is None:  # no spots
+        return pool_spots(features, centroids, spots_xy, radius, index=index, microns_per_pixel=microns_per_pixel)
+    return pd.DataFrame(values, index=index, columns=columns)
+
+
+def _pool_block(features, centroids, spots_xy, radius, microns_per_pixel) -> pd.DataFrame:
+    return pool_spots(features, centroids, spots_xy, radius, microns_per_pixel=microns_per_pixel, fill="nan")
+
+
 def _check_fill(fill: str, allowed: tuple[str, ...]) -> None:
     if fill not in allowed:
         raise ValueError(f"fill must be one of {', '.join(repr(a) for a in allowed)}, got {fill!r}")

@@ -13,7 +13,7 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._docs import doc_params
-from sthisto._image import image_and_scale, microns_per_pixel, spot_diameter_px
+from sthisto._image import image_and_scale, image_source, microns_per_pixel, spot_diameter_px
 from sthisto._logging import logger
 from sthisto._settings import settings
 from sthisto._utils import Outputs, copy_or_self
@@ -26,6 +26,7 @@ from sthisto._validate import (
     unique_obs_names,
 )
 from sthisto._validate import library_id as _library_id
+from sthisto.pp._parallel import check_client
 
 from ._pooling import assign_spots
 from ._tiling import resolve_segmenter, segment_image, tile_arguments, tile_windows
@@ -43,6 +44,7 @@ def segment_nuclei(
     region: str = "spots",
     n_jobs: int | None = None,
     backend: str = "threads",
+    client: Any = None,
     labels_path: str | os.PathLike | None = None,
     spatial_key: str = K.SPATIAL_KEY,
     key_added: str = K.NUCLEI,
@@ -79,6 +81,7 @@ def segment_nuclei(
     {n_jobs}
     backend
         ``"threads"`` or ``"processes"`` for ``n_jobs > 1``.
+    {client}
     labels_path
         Optional ``.npy`` path: the label image (int32, ``id`` values) is written there as
         a memory-mapped file, tile by tile.
@@ -103,23 +106,15 @@ def segment_nuclei(
 
     Notes
     -----
-    A cohort on a dask cluster: each section is independent, so submit one task per section
-    (threads inside a task stay at ``n_jobs=1``)::
+    On a dask cluster (``pip install 'sthisto[dask]'``), each worker segments one tile at a
+    time and reads it itself from a memory-mapped or lazy (zarr/dask) full-resolution
+    image; the nuclei table equals the local run's::
 
-        from dask.distributed import Client
-        client = Client(n_workers=8, threads_per_worker=1)
+        from dask.distributed import Client, LocalCluster
+        client = Client(LocalCluster(n_workers=8, threads_per_worker=1))
+        sthisto.pp.segment_nuclei(adata, client=client)
 
-        def run(path):
-            adata = sthisto.read.legacy_st(*path)
-            sthisto.pp.segment_nuclei(adata, n_jobs=1)
-            sthisto.pp.nuclei_features(adata)
-            return adata
-
-        sections = client.gather(client.map(run, paths))
-
-    A single slide stored as a dask array (e.g. ``dask.array.from_zarr``) can be attached as
-    ``images['fullres']`` and is read one tile at a time; the array-level
-    :func:`sthisto.pp.nuclei.segment_image` takes an ``executor=`` that runs the tiles.
+    A cohort of sections: :func:`sthisto.pp.run_cohort` sends whole sections to workers.
     """
     adata = copy_or_self(adata, copy)
     key_added = key_name(key_added)
@@ -129,6 +124,7 @@ def segment_nuclei(
     region = one_of(region, "region", ("spots", "all"))
     backend = one_of(backend, "backend", ("threads", "processes"))
     settings.resolve_n_jobs(n_jobs)  # checked here, resolved by segment_image
+    check_client(client)  # a bad client is named before any work
     segmenter = resolve_segmenter(method, watershed_params, threshold)
     lib = _library_id(adata, library_id)
     image, _ = image_and_scale(adata, lib, img_key=K.FULLRES)
@@ -163,7 +159,8 @@ def segment_nuclei(
             partial, mode="w+", dtype=np.int32, shape=shape)
         table = segment_image(
             image, microns_per_pixel=mpp, method=segmenter, windows=windows, tile_size=tile_size,
-            overlap=overlap, threshold_bbox=bbox, n_jobs=n_jobs, backend=backend, labels_out=labels_out,
+            overlap=overlap, threshold_bbox=bbox, n_jobs=n_jobs, backend=backend, client=client,
+            labels_out=labels_out, source=image_source(adata, lib),
         )
         if labels_out is not None:
             labels_out.flush()

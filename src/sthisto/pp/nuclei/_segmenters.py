@@ -124,6 +124,19 @@ class LabelImage(Segmenter):
 
 
 @dataclass(frozen=True)
+class Passthrough(Segmenter):
+    """The tile is already a label image: what a :class:`LabelImage`'s workers run (without its labels)."""
+
+    name: str = field(default="labels", init=False)
+
+    def __call__(self, tile):  # noqa: D102
+        return tile
+
+
+PASSTHROUGH = Passthrough()
+
+
+@dataclass(frozen=True)
 class TileFunction(Segmenter):
     """A user function ``tile (H, W, 3) uint8 -> labels (H, W)`` (a StarDist/CellViT wrapper…)."""
 
@@ -167,7 +180,7 @@ class Checked(Segmenter):
 
 def checked(segmenter: Segmenter) -> Segmenter:
     """Wrap a user's segmenter in :class:`Checked`; sthisto's own segmenters are returned as they are."""
-    return segmenter if isinstance(segmenter, Watershed | LabelImage | TileFunction | Checked) else Checked(segmenter)
+    return segmenter if isinstance(segmenter, Watershed | LabelImage | Passthrough | TileFunction | Checked) else Checked(segmenter)
 
 
 def _check_dtype(dtype: np.dtype, who: str) -> None:

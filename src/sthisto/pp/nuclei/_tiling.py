@@ -2,30 +2,30 @@
 
 The image is processed in tiles of ``tile_size`` pixels read with ``overlap`` pixels of
 context on each side; every nucleus is kept exactly once, by the tile whose core holds its
-centroid. Tiles are read in the calling process and handed to workers one at a time (at most
-``2 * n_jobs`` in flight), so memory-mapped or dask images far larger than RAM can be
-processed. :func:`map_tiles` is the one place where tiles meet an executor: anything with
-``submit(fn, *args) -> future`` (``concurrent.futures`` pools, or a ``dask.distributed``
-client) can run them.
+centroid. Tiles are handed to workers one at a time (at most two per worker in flight), and
+each worker reads its own tile through the image's :class:`~sthisto._image.Region` (an
+in-memory image is read tile by tile by the caller), so memory-mapped or dask images far
+larger than RAM can be processed. Where the tiles run (the caller, threads, processes, a
+``dask.distributed`` client) is the runner of :mod:`sthisto.pp._parallel`;
+:func:`map_tiles` is re-exported from there.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sthisto._settings import progress, settings
+from sthisto._image import Region
+from sthisto._settings import progress
 from sthisto._validate import integer, number, rgb_image
+from sthisto.pp._parallel import map_tiles, runner, tile_input, window_name
 
 from ._measure import measure
 from ._params import WatershedParams
-from ._segmenters import Segmenter, as_segmenter
+from ._segmenters import PASSTHROUGH, LabelImage, Segmenter, as_segmenter
 
 Window = tuple[int, int, int, int]  # y0, x0, y1, x1 (exclusive)
 
@@ -69,74 +69,31 @@ def crop_window(core: Window, overlap: int, shape: tuple[int, int]) -> Window:
     return (max(0, y0 - overlap), max(0, x0 - overlap), min(shape[0], y1 + overlap), min(shape[1], x1 + overlap))
 
 
-def map_tiles(
-    fn: Callable[..., Any],
-    tasks: Iterable[Callable[[], tuple]],
-    *,
-    executor: Executor | None = None,
-    max_in_flight: int = 2,
-) -> Iterator[Any]:
-    """Yield ``fn(*task())`` for every task, in order, with at most ``max_in_flight`` submitted.
+def measure_tile(tile, core: Window, crop: Window, segmenter: Segmenter, return_labels: bool, rgb: bool = False):
+    """Segment one crop and measure the nuclei whose centroid lies in its core (a worker's job).
 
     Parameters
     ----------
-    fn
-        Per-tile function, run by the executor (picklable for processes or a cluster).
-    tasks
-        Zero-argument callables returning the arguments of ``fn`` (they read the tile, so a
-        tile is only read when a slot is free).
-    executor
-        Anything with ``submit(fn, *args)`` returning a future with ``result()``
-        (``ThreadPoolExecutor``, ``ProcessPoolExecutor``, ``dask.distributed.Client``);
-        ``None`` runs in the calling thread.
-    max_in_flight
-        Bound on submitted, unfinished tiles (bounds memory).
-
-    Returns
-    -------
-    An iterator of the results, in the order of ``tasks``.
-    """
-    if executor is None:
-        for task in tasks:
-            yield fn(*task())
-        return
-    pending: deque = deque()
-    it = iter(tasks)
-    for task in it:
-        pending.append(executor.submit(fn, *task()))
-        if len(pending) >= max_in_flight:
-            break
-    while pending:
-        result = pending.popleft().result()
-        for task in it:
-            pending.append(executor.submit(fn, *task()))
-            break
-        yield result
-
-
-@contextmanager
-def pool(n_jobs: int, backend: str):
-    """Yield a thread or process pool for ``n_jobs > 1`` (``None`` otherwise); shut it down on exit."""
-    if backend not in ("threads", "processes"):
-        raise ValueError(f"backend must be 'threads' or 'processes', got {backend!r}")
-    executor = None
-    if n_jobs > 1:
-        executor = ThreadPoolExecutor(n_jobs) if backend == "threads" else ProcessPoolExecutor(n_jobs)
-    try:
-        yield executor
-    finally:
-        if executor is not None:
-            executor.shutdown()
-
-
-def measure_tile(tile: np.ndarray, core: Window, crop: Window, segmenter: Segmenter, return_labels: bool):
-    """Segment one crop and measure the nuclei whose centroid lies in its core (a worker's job).
+    tile
+        The crop: an array, or what :func:`~sthisto.pp._parallel.tile_input` gives
+        (``read()`` returns the pixels; the worker reads its own tile).
+    core, crop
+        The tile's core window and the crop read around it.
+    segmenter
+        A prepared :class:`Segmenter`.
+    return_labels
+        Also return the crop's labels.
+    rgb
+        The crop is of the H&E image (only its first three channels are segmented).
 
     Returns
     -------
     ``(table, labels)``: the :func:`measure` table in slide coordinates and, with
     ``return_labels``, the crop's labels renumbered 1..n in table order (else ``None``).
     """
+    tile = tile.read() if hasattr(tile, "read") else np.asarray(tile)
+    if rgb:
+        tile = np.ascontiguousarray(tile[..., :3])
     labels = segmenter(tile)
     table = measure(labels, offset=(crop[0], crop[1]))
     y0, x0, y1, x1 = core
@@ -164,7 +121,9 @@ def segment_image(
     n_jobs: int | None = None,
     backend: str = "threads",
     executor: Executor | None = None,
+    client: Any = None,
     labels_out: np.ndarray | None = None,
+    source: str = "the H&E image",
     **watershed_params: Any,
 ) -> pd.DataFrame:
     """Segment and measure the nuclei of a whole image, tile by tile.
@@ -195,9 +154,15 @@ def segment_image(
     executor
         Run the tiles on this executor instead (``submit(fn, *args) -> future``, see
         :func:`map_tiles`); ``n_jobs`` then only bounds the tiles in flight.
+    client
+        A ``dask.distributed.Client`` (or ``"auto"``: the client in force) whose workers run
+        the tiles, each reading its own tile of a memory-mapped or lazy image; the result
+        equals the local run.
     labels_out
         Optional writable ``(H, W)`` integer array (e.g. ``np.lib.format.open_memmap``) that
         receives the label image with the returned ``id`` values.
+    source
+        What the image is, named when a tile cannot be read.
     **watershed_params
         Fields of :class:`WatershedParams` overriding those of the watershed.
 
@@ -210,8 +175,8 @@ def segment_image(
     tile_size, overlap = tile_arguments(tile_size, overlap)
     microns_per_pixel = number(microns_per_pixel, "microns_per_pixel", positive=True)
     segmenter = resolve_segmenter(method, watershed_params, threshold)
-    source = segmenter.source(image)
-    rgb = source is image  # tiles of the H&E image itself (else e.g. a label image)
+    tiles_of = segmenter.source(image)
+    rgb = tiles_of is image  # tiles of the H&E image itself (else e.g. a label image)
     if rgb:
         rgb_image(image, where="the H&E image")
     shape = tuple(int(s) for s in image.shape[:2])
@@ -222,29 +187,28 @@ def segment_image(
             arr = np.asarray(windows)
             threshold_bbox = (arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max())
         segmenter = segmenter.prepare(image, microns_per_pixel=float(microns_per_pixel), bbox=threshold_bbox)
-    n_jobs = settings.resolve_n_jobs(n_jobs)
     want_labels = labels_out is not None
-
-    def task(core):
-        crop = crop_window(core, overlap, shape)
-        y0, x0, y1, x1 = crop
-        data = np.asarray(source[y0:y1, x0:x1])
-        if rgb:
-            data = np.ascontiguousarray(data[..., :3])
-        return data, core, crop, segmenter, want_labels
-
+    region = Region(tiles_of, source=source if rgb else "the label image (method=)")
+    n = len(windows)
     tables, next_id = [], 1
-    with pool(n_jobs if executor is None and len(windows) > 1 else 1, backend) as own:
-        results = map_tiles(measure_tile, [(lambda core=core: task(core)) for core in windows],
-                            executor=executor or own, max_in_flight=2 * n_jobs)
-        for (table, local), core in zip(progress(results, desc="nuclei tiles", total=len(windows)),
-                                        windows, strict=True):
+    with runner(client=client, n_jobs=n_jobs, backend=backend, n_tasks=n, executor=executor) as run:
+        # a LabelImage's tiles are its labels, read from the region: send the identity, not the labels
+        shared = run.share(PASSTHROUGH if isinstance(segmenter, LabelImage) else segmenter) if n else segmenter
+
+        def task(core):
+            crop = crop_window(core, overlap, shape)
+            return tile_input(region, crop, run), core, crop, shared, want_labels, rgb
+
+        results = map_tiles(measure_tile, [(lambda core=core: task(core)) for core in windows], executor=run,
+                            max_in_flight=2 * run.slots,
+                            names=lambda i: window_name("tile", i, n, crop_window(windows[i], overlap, shape)))
+        for (table, local), core in zip(progress(results, desc="nuclei tiles", total=n), windows, strict=True):
             table.insert(0, "id", np.arange(next_id, next_id + len(table), dtype=np.int64))
             if want_labels and len(table):
                 y0, x0, y1, x1 = crop_window(core, overlap, shape)
-                region = labels_out[y0:y1, x0:x1]
+                region_out = labels_out[y0:y1, x0:x1]
                 hit = local > 0
-                region[hit] = local[hit] + (next_id - 1)
+                region_out[hit] = local[hit] + (next_id - 1)
             next_id += len(table)
             tables.append(table)
     table = pd.concat(tables, ignore_index=True) if tables else measure(np.zeros((1, 1), np.int32))
