@@ -32,6 +32,9 @@ def _worker(rank: int, port: int, out: str) -> None:
         model.save(f"{out}/model_{rank}")  # only rank 0 writes
         state = {k: v.detach().numpy() for k, v in model.module.members[0].state_dict().items()}
         np.savez(f"{out}/rank{rank}.npz", pred=model.predict(test), **state)
+        whole = st.tl.fit(model_sections((0, 1)), genes=_genes(), **{**KW, "batch_size": None})  # sections split
+        state = {k: v.detach().numpy() for k, v in whole.module.members[0].state_dict().items()}
+        np.savez(f"{out}/whole{rank}.npz", **state)
         torch.distributed.barrier()
     finally:
         dist.destroy_process_group()
@@ -43,8 +46,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _reference():
-    """One process, the same global steps: each step's loss is the mean over its WORLD blocks."""
+def _reference(batch_size=KW["batch_size"]):
+    """One process, the same global steps: each step's loss is the mean over its WORLD items (blocks or sections)."""
     import torch
 
     from sthisto._device import seed_everything
@@ -55,10 +58,11 @@ def _reference():
     from sthisto.tl._train import training_items
 
     train = model_sections((0, 1))
-    cfg = resolve_config(**{k: v for k, v in KW.items() if k not in ("seed", "progress", "n_top_genes")})
+    cfg = resolve_config(**{k: v for k, v in {**KW, "batch_size": batch_size}.items()
+                            if k not in ("seed", "progress", "n_top_genes")})
     prep = Preprocessing.fit(train, modalities=("deep", "morphology", "topology"), genes=_genes(), layer=None,
                              feature_clip=cfg.feature_clip, standardize_targets=cfg.standardize_targets)
-    sections = [prep.section(a, targets=True) for a in train]
+    sections = [prep.section(a, targets=True, rings=batch_size is None) for a in train]
     (member_seed,) = member_seeds(KW["seed"], 1)
     seed_everything(member_seed)
     member = build_member(cfg, prep.feature_dims, prep.modalities, len(prep.genes))
@@ -71,7 +75,8 @@ def _reference():
             opt.zero_grad()
             losses = []
             for i in step:
-                xs, ei, rings, target, n_core = items[i].tensors("cpu")
+                item = items[i]
+                xs, ei, rings, target, n_core = item if isinstance(item, tuple) else item.tensors("cpu")
                 losses.append(member.loss(xs, ei, target, rings, n_core=n_core)[0])
             (sum(losses) / WORLD).backward()
             opt.step()
@@ -101,6 +106,14 @@ def test_two_gloo_processes_equal_one_process_on_the_same_global_batches(tmp_pat
     (test,) = model_sections((2,))
     loaded = st.tl.M2TGLGO.load(tmp_path / "model_0")
     np.testing.assert_allclose(loaded.predict(test), ranks[0]["pred"], rtol=1e-5, atol=1e-5)
+
+    # whole sections: the two training sections go to the two ranks, one global step per epoch
+    whole = np.load(tmp_path / "whole0.npz")
+    ref_whole, n_sections = _reference(batch_size=None)
+    assert n_sections == 2
+    for name, value in ref_whole.state_dict().items():
+        np.testing.assert_allclose(whole[name], value.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(whole[name], np.load(tmp_path / "whole1.npz")[name])
 
     # and one process stepping on single blocks is another model: the test can tell them apart
     single = st.tl.fit(model_sections((0, 1)), genes=_genes(), **KW).module.members[0]
