@@ -205,7 +205,7 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}; training uses `sthisto.settings.n_jobs` torch threads (1 by default) — "
-        "the fold rows were measured that way, the scaling rows earlier with 2 threads; no GPU in this session, so the CUDA path was not "
+        "the fold rows were measured that way; no GPU in this session, so the CUDA path was not "
         "benchmarked (`device=\"cuda\"` is exercised only by the device-handling tests).",
         "",
         f"Reproduce: `{cmd}`",
@@ -233,12 +233,17 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
     lines += [
         "",
         "The HER2ST sections C2-C4 have 180-187 spots each (demo: cropped images; full: the full",
-        "images), so the synthetic row adds three 600-spot sections with 785 genes and",
+        "images); `--data synthetic` adds three 600-spot sections with 785 genes and",
         "ResNet50-wide (2048-d) deep features. Test PCC is",
         "the mean over all modelled genes of the held-out section (demo: C4 trained on C2+C3, all",
         "785 panel genes; not the top-50-HVG protocol of `tl.cross_validate`). Wall time depends on",
         "what else runs on the 2 shared cores: the load average at start/end of the fit is shown.",
     ]
+    if not scaling:
+        lines += ["", "Time and memory per epoch for large sections (mini-batch training, streaming predict, "
+                  "100k-1M spots): `benchmarks/scale.py` → `benchmarks/results/scale.md`."]
+        _write_lines(lines)
+        return
     lines += [
         "",
         "## Time per epoch vs spots (one section, random features 2048/14/3-d, 785 genes)",
@@ -261,6 +266,10 @@ def _write(folds: list[dict], scaling: list[dict], cmd: str) -> None:
             f"| {s['n_spots']} | {s['s_per_epoch']:.3f} | {s['recon']} | {s['rss_before_fit_mb']:.0f} | "
             f"{s['peak_rss_mb']:.0f} | {s['peak_rss_mb'] - s['rss_before_fit_mb']:.0f} | {s.get('load_avg', float('nan')):.1f} |"
         )
+    _write_lines(lines)
+
+
+def _write_lines(lines: list[str]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
