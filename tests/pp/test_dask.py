@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import sthisto as st
-from sthisto._image import Region
+from sthisto._region import Region
 from sthisto.pp._parallel import DaskRunner, Pixels, Runner, TileRead, tile_input
 from tests._unchanged import assert_unchanged
 

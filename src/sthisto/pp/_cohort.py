@@ -4,7 +4,7 @@ Sections are independent, so each one is a task of the runner of :mod:`sthisto.p
 (the caller, local threads or processes, or a ``dask.distributed`` cluster). A section given
 as an ``.h5ad`` path is read by the worker itself and, with ``out``, written by it, so
 nothing but names and paths crosses the network; a memory-mapped image in ``uns['spatial']``
-travels as its file (:class:`~sthisto._image.Region`), never as pixels.
+travels as its file (:class:`~sthisto._region.Region`), never as pixels.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from anndata import AnnData
 
 from sthisto import _constants as K
 from sthisto._errors import InputError
-from sthisto._image import Region, _memmap_file
 from sthisto._logging import logger
+from sthisto._region import Region, memmap_file
 from sthisto._settings import progress
 from sthisto._utils import detach
 from sthisto.pp._parallel import check_client, failure, map_tiles, runner
@@ -263,7 +263,7 @@ def _reference_images(adata: AnnData) -> None:
 
     for entry in adata.uns.get(K.SPATIAL_UNS, {}).values():
         images = entry.get("images", {}) if isinstance(entry, Mapping) else {}
-        file = _memmap_file(images.get(K.FULLRES))
+        file = memmap_file(images.get(K.FULLRES))
         if file is None or Path(file[0]).suffix.lower() not in (".npy", ".tif", ".tiff"):
             continue
         img = images[K.FULLRES]
@@ -290,7 +290,7 @@ def _pack(adata: AnnData) -> AnnData:
     for entry in copy.uns.get(K.SPATIAL_UNS, {}).values():
         images = entry.get("images", {}) if isinstance(entry, Mapping) else {}
         for key, img in list(images.items()):
-            if _memmap_file(img) is not None:
+            if memmap_file(img) is not None:
                 images[key] = Region(img, source=f"image {key!r}")
     return copy
 

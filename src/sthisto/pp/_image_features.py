@@ -11,8 +11,8 @@ from anndata import AnnData
 from sthisto import _constants as K
 from sthisto._docs import doc_params
 from sthisto._errors import InputError
-from sthisto._image import Region
 from sthisto._logging import logger
+from sthisto._region import Region
 from sthisto._settings import progress, settings
 from sthisto._utils import Outputs, copy_or_self
 from sthisto._validate import affordable, has_spots, integer, key_name, one_of, unique_obs_names

@@ -13,7 +13,7 @@ sections of a cohort) and hands them to a :class:`Runner`, chosen once by :func:
 :func:`map_tiles` streams tasks through a runner with a bound on those in flight, so memory
 is bounded by the tile, and turns a task's failure into an error naming the task (its tile
 or section), chained to the original. :func:`tile_input` decides where a tile is read: by
-the worker from the image's :class:`~sthisto._image.Region` (a memory-mapped file, a lazy
+the worker from the image's :class:`~sthisto._region.Region` (a memory-mapped file, a lazy
 dask graph), or, for an image that lives only in the caller's memory, by the caller, who
 then sends that tile's pixels — never the whole slide.
 
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from sthisto._image import Region
+from sthisto._region import Region
 from sthisto._settings import settings
 from sthisto._validate import one_of
 

@@ -3,7 +3,7 @@
 The image is processed in tiles of ``tile_size`` pixels read with ``overlap`` pixels of
 context on each side; every nucleus is kept exactly once, by the tile whose core holds its
 centroid. Tiles are handed to workers one at a time (at most two per worker in flight), and
-each worker reads its own tile through the image's :class:`~sthisto._image.Region` (an
+each worker reads its own tile through the image's :class:`~sthisto._region.Region` (an
 in-memory image is read tile by tile by the caller), so memory-mapped or dask images far
 larger than RAM can be processed. Where the tiles run (the caller, threads, processes, a
 ``dask.distributed`` client) is the runner of :mod:`sthisto.pp._parallel`;
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sthisto._image import Region
+from sthisto._region import Region
 from sthisto._settings import progress
 from sthisto._validate import integer, number, rgb_image
 from sthisto.pp._parallel import map_tiles, runner, tile_input, window_name
