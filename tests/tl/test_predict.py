@@ -91,3 +91,18 @@ def test_predict_accepts_dataframe_or_array_features(model):
     b.obsm["sthisto_deep"] = pd.DataFrame(b.obsm["sthisto_deep"], index=b.obs_names)
     b.obsm["sthisto_morphology"] = b.obsm["sthisto_morphology"].to_numpy()
     np.testing.assert_array_equal(model.predict(a), model.predict(b))
+
+
+def test_feature_columns_are_matched_by_name_not_position(model, caplog):
+    (a,) = model_sections((2,))
+    b = a.copy()
+    morph = b.obsm["sthisto_morphology"]
+    b.obsm["sthisto_morphology"] = morph[morph.columns[::-1]]  # same width, reversed columns
+    with caplog.at_level("INFO", logger="sthisto"):
+        np.testing.assert_array_equal(model.predict(a), model.predict(b))
+    assert "matched by name" in caplog.text
+    c = a.copy()
+    c.obsm["sthisto_morphology"] = morph.rename(columns={morph.columns[0]: "renamed"})
+    with pytest.raises(ValueError, match=r"lack columns the model was trained on: missing \['"
+                       + morph.columns[0] + r"'\], unexpected \['renamed'\]"):
+        model.predict(c)
