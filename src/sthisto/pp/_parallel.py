@@ -37,6 +37,8 @@ from sthisto._settings import settings
 from sthisto._validate import one_of
 
 BACKENDS = ("threads", "processes")
+
+
 class TaskError(RuntimeError):
     """A task (a tile, a section) failed with an error that cannot be re-raised as its own type."""
 
