@@ -41,7 +41,8 @@ def stream_batch_size(batch_size: int | None, n_spots: int) -> int | None:
     return STREAM_BATCH_SIZE if n_spots > STREAM_MIN_SPOTS else None
 
 
-def _gather(xs: Sequence[np.ndarray], nodes: np.ndarray, device):
+def gather_rows(xs: Sequence[np.ndarray], nodes: np.ndarray, device) -> list:
+    """Return the rows ``nodes`` of each host feature block as a tensor on ``device`` (one block's inputs)."""
     import torch
 
     return [torch.as_tensor(np.ascontiguousarray(x[nodes]), device=device) for x in xs]
@@ -63,7 +64,7 @@ def section_betas(member, xs: Sequence[np.ndarray], blocks: Sequence[Block], dev
         total = None
         for b in blocks:
             nodes, ei = b.prefix(k)
-            hs = encoder.hidden(_gather(xs, nodes, device), torch.as_tensor(ei, device=device), k, betas)
+            hs = encoder.hidden(gather_rows(xs, nodes, device), torch.as_tensor(ei, device=device), k, betas)
             s = cosine_sums(layer.inter.project([h[: b.n_core] for h in hs]))
             total = s if total is None else total + s
         betas.append(torch.softmax(total / n_spots, dim=1))
@@ -107,7 +108,7 @@ def stream_predict(module, xs: Sequence[np.ndarray], blocks: Sequence[Block], de
                 betas = section_betas(member, xs, blocks, device)
                 for b in blocks:
                     nodes, ei = b.prefix(n_layers)
-                    z = member(_gather(xs, nodes, device), torch.as_tensor(ei, device=device), betas)[1]
+                    z = member(gather_rows(xs, nodes, device), torch.as_tensor(ei, device=device), betas)[1]
                     z = z[: b.n_core].float().cpu().numpy()
                     if out is None:
                         out = np.zeros((n, z.shape[1]), dtype=np.float32)

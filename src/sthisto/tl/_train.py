@@ -23,6 +23,7 @@ from . import _distributed
 from ._data import MAX_HOP
 from ._metrics import mean_pearson
 from ._preprocessing import SectionData
+from ._stream import gather_rows
 
 
 @dataclass
@@ -76,7 +77,7 @@ class _BlockItem:
     def tensors(self, device):
         import torch
 
-        xs = [torch.as_tensor(np.ascontiguousarray(f[self.nodes]), device=device) for f in self.section.features]
+        xs = gather_rows(self.section.features, self.nodes, device)
         ei = torch.as_tensor(self.edge_index, device=device)
         rings = None if self.rings is None else torch.as_tensor(self.rings, device=device)
         target = torch.as_tensor(np.ascontiguousarray(self.section.target[self.block.core]), device=device)
